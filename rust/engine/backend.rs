@@ -1,0 +1,50 @@
+//! Process-wide llama.cpp initialisation.
+
+use llama_cpp_sys_2 as sys;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_void};
+use std::sync::Once;
+
+static INIT: Once = Once::new();
+
+/// Initialises llama.cpp's backends once per process and routes its log output.
+///
+/// Logging is silenced unless the environment variable `FMR_LLAMA_LOG` is set (to anything), so
+/// that host programs do not get llama.cpp's chatter on stderr. Safe to call from any thread, any
+/// number of times.
+pub fn init_backend() {
+    INIT.call_once(|| {
+        let verbose = std::env::var_os("FMR_LLAMA_LOG").is_some();
+        // SAFETY: llama_backend_init has no preconditions; the log callback is a plain function
+        // with no captured state, valid for the whole process.
+        unsafe {
+            if !verbose {
+                sys::llama_log_set(Some(quiet_log), std::ptr::null_mut());
+            }
+            sys::llama_backend_init();
+        }
+    });
+}
+
+/// A log sink that drops everything except errors.
+unsafe extern "C" fn quiet_log(level: sys::ggml_log_level, text: *const c_char, _ud: *mut c_void) {
+    if level == sys::GGML_LOG_LEVEL_ERROR && !text.is_null() {
+        // SAFETY: llama.cpp passes a NUL-terminated string valid for the duration of the call.
+        let msg = unsafe { CStr::from_ptr(text) };
+        eprint!("llama.cpp: {}", msg.to_string_lossy());
+    }
+}
+
+/// llama.cpp's description of the CPU/GPU features it was built with (for benchmarks and logs).
+pub fn system_info() -> String {
+    init_backend();
+    // SAFETY: returns a pointer to a static NUL-terminated string owned by llama.cpp.
+    unsafe {
+        let p = sys::llama_print_system_info();
+        if p.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Group rollouts with length-aware early stopping.
+//!
+//! A *group* is `n_samples` completions of one prompt. The prompt is evaluated once and its KV
+//! cells are shared by every sample; each sample then has its own sampler chain and seed. Stop
+//! policies end single samples (EOS, stop strings, a closed `\boxed{}`, token limits, budget
+//! forcing) or the whole group (consensus, a total token budget, a deadline, cancellation).
+
+mod answer_key;
+mod params;
+mod prompt;
+mod result;
+mod rollout;
+mod stop;
+mod vote;
+
+pub use answer_key::{last_boxed_answer_key, AnswerKey};
+pub use params::{BudgetForcing, ConsensusRule, RolloutParams};
+pub use prompt::{PromptFormat, PromptParams};
+pub use result::{FinishReason, GroupResult, SampleResult, VoteEntry};
+pub use rollout::{Generator, RolloutHooks, TokenEvent};
+pub use vote::{consensus_reached, VoteTally};

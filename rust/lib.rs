@@ -1,0 +1,15 @@
+//! fmr — the Fast-Math-R1 recipe as an embeddable library.
+//!
+//! Layers (dependencies point down): `ffi` (the C ABI) → `generate` (group rollouts with
+//! length-aware stopping) → `engine` (llama.cpp). `error` is shared by all.
+
+pub mod engine;
+pub mod error;
+pub mod ffi;
+pub mod generate;
+pub mod models;
+
+pub use error::{Error, ErrorCode, Result};
+
+/// The crate version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
