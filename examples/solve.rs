@@ -1,7 +1,8 @@
 //! solve: answer one problem, or every problem of a JSONL file, with a group of samples and
 //! length-aware early stopping, and print what happened.
 //!
-//! Usage: solve [--model smollm2|PATH] [--problem TEXT | --file DATA.jsonl [--limit N]]
+//! Usage: solve [--model smollm2|PATH] [--problem TEXT | --file DATA.jsonl | --dataset NAME]
+//!              [--limit N]
 //!              [--params JSON] [--threads N] [--ctx N] [--stream]
 
 #[path = "common/mod.rs"]
@@ -11,6 +12,10 @@ use fmr::engine::{ContextParams, Model, ModelParams};
 use fmr::generate::{Generator, RolloutHooks, RolloutParams, TokenEvent};
 use std::io::Write;
 use std::sync::Arc;
+
+/// Parameters when --params is not given: 8 samples, stop the problem once half of them agree.
+const DEFAULT_PARAMS: &str =
+    r#"{"n_samples": 8, "max_tokens": 256, "consensus": {"rule": "k_of_n", "k": 4}}"#;
 
 struct Args {
     model: String,
@@ -41,13 +46,19 @@ fn parse_args() -> Result<Args, String> {
             "--model" => a.model = val()?,
             "--problem" => a.problem = Some(val()?),
             "--file" => a.file = Some(val()?),
+            "--dataset" => {
+                let name = format!("{}.jsonl", val()?);
+                let path = common::shared_data(&name)
+                    .ok_or_else(|| format!("data set {name} not found under shared/data"))?;
+                a.file = Some(path.display().to_string());
+            }
             "--limit" => a.limit = Some(val()?.parse().map_err(|e| format!("--limit: {e}"))?),
             "--params" => a.params = val()?,
             "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--ctx" => a.ctx = val()?.parse().map_err(|e| format!("--ctx: {e}"))?,
             "--stream" => a.stream = true,
             "-h" | "--help" => {
-                println!("usage: solve [--model smollm2|gemma3|PATH] [--problem TEXT | --file DATA.jsonl [--limit N]] [--params JSON] [--threads N] [--ctx N] [--stream]");
+                println!("usage: solve [--model smollm2|gemma3|PATH] [--problem TEXT | --file DATA.jsonl | --dataset gsm8k_test] [--limit N] [--params JSON] [--threads N] [--ctx N] [--stream]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -58,7 +69,12 @@ fn parse_args() -> Result<Args, String> {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let params = RolloutParams::from_json(&args.params).map_err(|e| e.to_string())?;
+    let json = if args.params.is_empty() {
+        DEFAULT_PARAMS
+    } else {
+        &args.params
+    };
+    let params = RolloutParams::from_json(json).map_err(|e| e.to_string())?;
     let path = fmr::models::resolve_model(&args.model).map_err(|e| e.to_string())?;
     let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
     let problems: Vec<common::Problem> = match (&args.problem, &args.file) {

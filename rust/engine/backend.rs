@@ -9,8 +9,8 @@ static INIT: Once = Once::new();
 
 /// Initialises llama.cpp's backends once per process and routes its log output.
 ///
-/// Logging is silenced unless the environment variable `FMR_LLAMA_LOG` is set (to anything), so
-/// that host programs do not get llama.cpp's chatter on stderr. Safe to call from any thread, any
+/// llama.cpp's log output is dropped unless the environment variable `FMR_LLAMA_LOG` is set (to
+/// anything), so host programs get no chatter on stderr; failures reach callers as errors. Safe to call from any thread, any
 /// number of times.
 pub fn init_backend() {
     INIT.call_once(|| {
@@ -26,13 +26,12 @@ pub fn init_backend() {
     });
 }
 
-/// A log sink that drops everything except errors.
-unsafe extern "C" fn quiet_log(level: sys::ggml_log_level, text: *const c_char, _ud: *mut c_void) {
-    if level == sys::GGML_LOG_LEVEL_ERROR && !text.is_null() {
-        // SAFETY: llama.cpp passes a NUL-terminated string valid for the duration of the call.
-        let msg = unsafe { CStr::from_ptr(text) };
-        eprint!("llama.cpp: {}", msg.to_string_lossy());
-    }
+/// A log sink that drops everything.
+unsafe extern "C" fn quiet_log(
+    _level: sys::ggml_log_level,
+    _text: *const c_char,
+    _ud: *mut c_void,
+) {
 }
 
 /// llama.cpp's description of the CPU/GPU features it was built with (for benchmarks and logs).

@@ -38,10 +38,10 @@ pub(crate) fn non_null<T>(p: *const T, name: &str) -> Result<()> {
 }
 
 /// Checks that a versioned params struct was initialised by its `_default_params()` function.
-pub(crate) fn check_struct_size(got: u32, expected: usize, name: &str) -> Result<()> {
+pub(crate) fn check_struct_size(got: u32, expected: usize, name: &str, init: &str) -> Result<()> {
     if (got as usize) < expected {
         return Err(Error::invalid(format!(
-            "{name}.struct_size is {got}, expected {expected}: initialise it with {name}_default()"
+            "{name}.struct_size is {got}, expected {expected}: initialise it with {init}()"
         )));
     }
     Ok(())

@@ -119,6 +119,7 @@ pub unsafe extern "C" fn fmr_generator_new(
                 p.struct_size,
                 std::mem::size_of::<fmr_generator_params>(),
                 "fmr_generator_params",
+                "fmr_generator_default_params",
             )?;
             cp = ContextParams {
                 n_ctx: p.n_ctx,
@@ -189,6 +190,7 @@ pub unsafe extern "C" fn fmr_generator_solve(
                 h.struct_size,
                 std::mem::size_of::<fmr_rollout_hooks>(),
                 "fmr_rollout_hooks",
+                "fmr_rollout_hooks_default",
             )?;
         }
         // SAFETY: live and exclusively used per the contract.

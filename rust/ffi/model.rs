@@ -65,6 +65,7 @@ pub unsafe extern "C" fn fmr_model_load(
                 p.struct_size,
                 std::mem::size_of::<fmr_model_params>(),
                 "fmr_model_params",
+                "fmr_model_default_params",
             )?;
             mp.n_gpu_layers = p.n_gpu_layers;
             mp.use_mmap = p.use_mmap;

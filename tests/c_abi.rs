@@ -1,0 +1,105 @@
+//! C and C++ programs against include/fmr.h and the built cdylib: compiled with warnings as
+//! errors, run on the real default model, and run under valgrind for leaks and memory errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// target/<profile>, where cargo put libfmr.so for this test run.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // .../deps/.. = profile dir
+    assert!(
+        dir.join("libfmr.so").is_file(),
+        "libfmr.so not found in {}: run `cargo build --release` before the tests",
+        dir.display()
+    );
+    dir
+}
+
+fn compile(compiler: &str, std: &str, src: &str, out: &Path, extra: &[&str]) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let lib = lib_dir();
+    let status = Command::new(compiler)
+        .arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g"])
+        .args(extra)
+        .arg(format!("-I{root}/include"))
+        .arg(format!("{root}/{src}"))
+        .arg("-o")
+        .arg(out)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lfmr")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(status.success(), "{compiler} failed on {src}");
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout + &stderr
+}
+
+#[test]
+fn c_example_solves_a_problem() {
+    let dir = common::TempDir::new("c-solve");
+    let exe = dir.0.join("solve");
+    compile("cc", "c11", "examples/c/solve.c", &exe, &[]);
+    let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("vote:"), "{out}");
+    assert!(out.contains("sample 3:"), "{out}");
+    assert!(
+        out.contains(&format!("fmr {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+}
+
+#[test]
+fn c_bad_inputs_give_errors_not_crashes() {
+    let dir = common::TempDir::new("c-errors");
+    let exe = dir.0.join("abi_errors");
+    compile("cc", "c11", "tests/c/abi_errors.c", &exe, &[]);
+    let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
+fn header_compiles_as_cpp() {
+    let dir = common::TempDir::new("cpp-header");
+    let exe = dir.0.join("header_cpp");
+    compile("c++", "c++17", "tests/c/header_cpp.cpp", &exe, &[]);
+    run(&mut Command::new(&exe));
+}
+
+#[test]
+fn c_example_is_clean_under_valgrind() {
+    let dir = common::TempDir::new("c-valgrind");
+    let exe = dir.0.join("solve");
+    compile("cc", "c11", "examples/c/solve.c", &exe, &[]);
+    let has_valgrind = Command::new("valgrind").arg("--version").output().is_ok();
+    assert!(
+        has_valgrind,
+        "valgrind is required (scripts/setup.sh installs it)"
+    );
+    let out = run(Command::new("valgrind")
+        .args([
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--error-exitcode=99",
+            "--quiet",
+        ])
+        .arg(&exe)
+        .arg(common::smollm2_path())
+        .arg("What is 2 + 2?")
+        .arg(r#"{"n_samples": 2, "max_tokens": 6}"#));
+    assert!(out.contains("vote:"), "{out}");
+}
