@@ -64,8 +64,8 @@ typedef struct fmr_generator_params {
   uint32_t n_seq_max;
   // Decoding threads; 0 = all cores.
   int32_t n_threads;
-  // Use flash attention.
-  bool flash_attn;
+  // Flash attention: -1 = auto (default), 0 = off, 1 = on.
+  int32_t flash_attn;
 } fmr_generator_params;
 
 // One generated token, passed to `fmr_token_callback`. Valid only during the call.

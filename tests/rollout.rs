@@ -251,9 +251,8 @@ fn lossless_consensus_returns_the_full_runs_majority() {
     let mut g = common::generator(8192, 8);
     // The last number in the text is the answer (SmolLM2 rarely boxes).
     g.set_answer_key(Arc::new(|t: &str| {
-        t.split(|c: char| !c.is_ascii_digit())
-            .filter(|w| !w.is_empty())
-            .last()
+        t.rsplit(|c: char| !c.is_ascii_digit())
+            .find(|w| !w.is_empty())
             .map(|w| w.to_string())
     }));
     let mut saved = 0usize;

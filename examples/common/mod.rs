@@ -63,3 +63,12 @@ pub fn shared_data(name: &str) -> Option<std::path::PathBuf> {
         }
     }
 }
+
+pub mod progress;
+
+/// Parses a comma-separated list of numbers ("1,8,16").
+pub fn parse_list(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .map(|x| x.trim().parse::<usize>().map_err(|e| format!("'{x}': {e}")))
+        .collect()
+}

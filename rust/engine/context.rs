@@ -24,8 +24,8 @@ pub struct ContextParams {
     pub n_seq_max: u32,
     /// Threads for decoding; 0 = all available cores.
     pub n_threads: i32,
-    /// Use flash attention.
-    pub flash_attn: bool,
+    /// Flash attention: -1 = let llama.cpp decide (auto), 0 = off, 1 = on.
+    pub flash_attn: i32,
 }
 
 impl Default for ContextParams {
@@ -35,7 +35,7 @@ impl Default for ContextParams {
             n_batch: 2048,
             n_seq_max: 16,
             n_threads: 0,
-            flash_attn: false,
+            flash_attn: -1,
         }
     }
 }
@@ -60,6 +60,12 @@ impl ContextParams {
             return Err(Error::invalid(format!(
                 "n_threads must be in 0..=1024, got {}",
                 self.n_threads
+            )));
+        }
+        if !(-1..=1).contains(&self.flash_attn) {
+            return Err(Error::invalid(format!(
+                "flash_attn must be -1 (auto), 0 (off) or 1 (on), got {}",
+                self.flash_attn
             )));
         }
         if self.n_ctx > 0 && self.n_ctx < 16 {
@@ -143,10 +149,10 @@ impl Context {
             cp.n_threads_batch = threads;
             cp.kv_unified = true;
             cp.no_perf = true;
-            cp.flash_attn_type = if params.flash_attn {
-                sys::LLAMA_FLASH_ATTN_TYPE_ENABLED
-            } else {
-                sys::LLAMA_FLASH_ATTN_TYPE_DISABLED
+            cp.flash_attn_type = match params.flash_attn {
+                1 => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                0 => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+                _ => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
             };
             cp.abort_callback = Some(abort_requested);
             cp.abort_callback_data = (&*abort_flag as *const AtomicPtr<AtomicBool>) as *mut c_void;
@@ -216,7 +222,7 @@ impl Context {
     /// Evaluates a batch. Errors: [`ErrorCode::ContextTooSmall`] when the KV cache is full,
     /// [`ErrorCode::Cancelled`] when the abort flag was set, [`ErrorCode::Decode`] otherwise.
     pub fn decode(&mut self, batch: &Batch) -> Result<()> {
-        if batch.len() == 0 {
+        if batch.is_empty() {
             return Ok(());
         }
         if batch.len() > self.n_batch as usize {

@@ -158,8 +158,10 @@ mod tests {
 
     #[test]
     fn params_reject_out_of_range() {
-        let mut p = SamplingParams::default();
-        p.top_p = 0.0;
+        let mut p = SamplingParams {
+            top_p: 0.0,
+            ..Default::default()
+        };
         assert!(p.validate().is_err());
         p = SamplingParams {
             min_p: 1.0,

@@ -30,8 +30,8 @@ pub struct fmr_generator_params {
     pub n_seq_max: u32,
     /// Decoding threads; 0 = all cores.
     pub n_threads: i32,
-    /// Use flash attention.
-    pub flash_attn: bool,
+    /// Flash attention: -1 = auto (default), 0 = off, 1 = on.
+    pub flash_attn: i32,
 }
 
 /// Default generator parameters (n_ctx 4096, n_batch 2048, 16 samples, all cores).

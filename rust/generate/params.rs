@@ -68,6 +68,9 @@ pub struct RolloutParams {
     pub consensus: ConsensusRule,
     /// Wall-clock limit for the whole problem in milliseconds (finish reason `deadline`).
     pub deadline_ms: Option<u64>,
+    /// Treat end-of-generation tokens as ordinary text (for throughput benchmarks that must
+    /// generate exactly `max_tokens`).
+    pub ignore_eos: bool,
 }
 
 impl Default for RolloutParams {
@@ -84,6 +87,7 @@ impl Default for RolloutParams {
             group_token_budget: None,
             consensus: ConsensusRule::Off,
             deadline_ms: None,
+            ignore_eos: false,
         }
     }
 }

@@ -262,7 +262,7 @@ impl Generator {
                 st.sampled += 1;
                 total_generated += 1;
                 let mut finish = None;
-                if model.is_eog(tok) {
+                if !params.ignore_eos && model.is_eog(tok) {
                     finish = Some(FinishReason::Eos);
                 } else {
                     let piece = model.token_bytes(tok, true);

@@ -29,7 +29,7 @@ impl VoteTally {
     /// Entries by descending count; equal counts keep first-appearance order.
     pub fn ranked(&self) -> Vec<VoteEntry> {
         let mut v = self.entries.clone();
-        v.sort_by(|a, b| b.count.cmp(&a.count)); // stable: ties keep insertion order
+        v.sort_by_key(|e| std::cmp::Reverse(e.count)); // stable: ties keep insertion order
         v
     }
 
