@@ -1,13 +1,16 @@
 //! fmr — the Fast-Math-R1 recipe as an embeddable library.
 //!
 //! Layers (dependencies point down): `ffi` (the C ABI) → `generate` (group rollouts with
-//! length-aware stopping) → `engine` (llama.cpp). `error` is shared by all.
+//! length-aware stopping), `reward` (the paper's rewards) → `engine` (llama.cpp), `answer` (the
+//! math verifier, pure). `error` is shared by all.
 
+pub mod answer;
 pub mod engine;
 pub mod error;
 pub mod ffi;
 pub mod generate;
 pub mod models;
+pub mod reward;
 
 pub use error::{Error, ErrorCode, Result};
 

@@ -7,4 +7,6 @@ scripts/setup.sh smollm2
 cargo fmt --all -- --check
 cargo build --release --all-targets
 cargo clippy --release --all-targets -- -D warnings
+# Tests run two at a time; idle OpenMP threads must sleep, not spin, or they starve each other.
+export OMP_WAIT_POLICY=PASSIVE
 cargo test --release -- --test-threads=2

@@ -81,6 +81,15 @@ fn header_compiles_as_cpp() {
 }
 
 #[test]
+fn cpp_layer_works_and_turns_errors_into_exceptions() {
+    let dir = common::TempDir::new("cpp-wrapper");
+    let exe = dir.0.join("cpp_wrapper");
+    compile("c++", "c++17", "tests/c/cpp_wrapper.cpp", &exe, &[]);
+    let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
 fn c_example_is_clean_under_valgrind() {
     let dir = common::TempDir::new("c-valgrind");
     let exe = dir.0.join("solve");

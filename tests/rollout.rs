@@ -195,7 +195,7 @@ fn k_of_n_consensus_stops_the_group() {
     let mut g = common::generator(2048, 4);
     // Every completion votes for the same answer; the first space ends a sample, so samples
     // finish at different steps and the group stops once two have.
-    g.set_answer_key(Arc::new(|_t: &str| Some("same".to_string())));
+    g.set_answer_key(Some(Arc::new(|_t: &str| Some("same".to_string()))));
     let mut q = params(4, 48);
     q.consensus = ConsensusRule::KOfN { k: 2 };
     q.stop_strings = vec![" ".into()];
@@ -226,7 +226,7 @@ fn k_of_n_consensus_stops_the_group() {
 fn consensus_cuts_running_samples_and_saves_tokens() {
     let mut g = common::generator(4096, 4);
     // Samples vote "short" only when they end within 10 tokens; others never finish early.
-    g.set_answer_key(Arc::new(|_t: &str| Some("x".to_string())));
+    g.set_answer_key(Some(Arc::new(|_t: &str| Some("x".to_string()))));
     let mut p = params(4, 200);
     p.stop_strings = vec!["\n".into()];
     p.consensus = ConsensusRule::KOfN { k: 1 };
@@ -249,17 +249,13 @@ fn lossless_consensus_returns_the_full_runs_majority() {
         "Tom reads 5 pages a day for 6 days. How many pages? Answer in \\boxed{}.",
     ];
     let mut g = common::generator(8192, 8);
-    // The last number in the text is the answer (SmolLM2 rarely boxes).
-    g.set_answer_key(Arc::new(|t: &str| {
-        t.rsplit(|c: char| !c.is_ascii_digit())
-            .find(|w| !w.is_empty())
-            .map(|w| w.to_string())
-    }));
+    // The verifier's key with the last-number fallback (SmolLM2 rarely boxes).
     let mut saved = 0usize;
     let mut total = 0usize;
     for problem in problems {
         let mut p = params(8, 96);
         p.sampling.seed = 7;
+        p.answer.last_number_fallback = true;
         let full = g.solve(problem, &p, RolloutHooks::default()).unwrap();
         p.consensus = ConsensusRule::Lossless;
         let early = g.solve(problem, &p, RolloutHooks::default()).unwrap();

@@ -13,7 +13,7 @@ mod rollout;
 mod stop;
 mod vote;
 
-pub use answer_key::{last_boxed_answer_key, AnswerKey};
+pub use answer_key::{verifier_answer_key, AnswerKey};
 pub use params::{BudgetForcing, ConsensusRule, RolloutParams};
 pub use prompt::{PromptFormat, PromptParams};
 pub use result::{FinishReason, GroupResult, SampleResult, VoteEntry};

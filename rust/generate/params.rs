@@ -1,6 +1,7 @@
 //! Rollout parameters: sampling, per-sample limits, per-problem budgets, consensus, deadline.
 
 use super::prompt::PromptParams;
+use crate::answer::ExtractOptions;
 use crate::engine::SamplingParams;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,9 @@ pub struct RolloutParams {
     pub consensus: ConsensusRule,
     /// Wall-clock limit for the whole problem in milliseconds (finish reason `deadline`).
     pub deadline_ms: Option<u64>,
+    /// How answers are extracted for voting and consensus (unless the generator has a custom
+    /// answer key).
+    pub answer: ExtractOptions,
     /// Treat end-of-generation tokens as ordinary text (for throughput benchmarks that must
     /// generate exactly `max_tokens`).
     pub ignore_eos: bool,
@@ -87,6 +91,7 @@ impl Default for RolloutParams {
             group_token_budget: None,
             consensus: ConsensusRule::Off,
             deadline_ms: None,
+            answer: ExtractOptions::default(),
             ignore_eos: false,
         }
     }

@@ -1,6 +1,6 @@
 //! The group rollout loop.
 
-use super::answer_key::{last_boxed_answer_key, AnswerKey};
+use super::answer_key::{verifier_answer_key, AnswerKey};
 use super::params::RolloutParams;
 use super::result::{FinishReason, GroupResult, SampleResult};
 use super::stop::{boxed_closed, contains_new_stop};
@@ -43,7 +43,8 @@ pub struct RolloutHooks<'a> {
 pub struct Generator {
     ctx: Context,
     batch: Batch,
-    answer_key: AnswerKey,
+    /// Overrides the verifier's key built from `RolloutParams::answer`.
+    custom_key: Option<AnswerKey>,
 }
 
 /// Per-sample state while the group runs.
@@ -75,7 +76,7 @@ impl Generator {
         Ok(Generator {
             ctx,
             batch,
-            answer_key: Arc::new(last_boxed_answer_key),
+            custom_key: None,
         })
     }
 
@@ -89,9 +90,10 @@ impl Generator {
         &self.ctx
     }
 
-    /// Replaces the function that maps completions to answers for voting and consensus.
-    pub fn set_answer_key(&mut self, key: AnswerKey) {
-        self.answer_key = key;
+    /// Replaces the function that maps completions to answers for voting and consensus
+    /// (`None` restores the verifier's key configured by `RolloutParams::answer`).
+    pub fn set_answer_key(&mut self, key: Option<AnswerKey>) {
+        self.custom_key = key;
     }
 
     /// Renders `problem` with `params.prompt` and runs a group rollout.
@@ -121,8 +123,11 @@ impl Generator {
         let Generator {
             ctx,
             batch,
-            answer_key,
+            custom_key,
         } = self;
+        let answer_key = custom_key
+            .clone()
+            .unwrap_or_else(|| verifier_answer_key(params.answer.clone()));
         let model = ctx.model().clone();
         let n = params.n_samples;
         if prompt.is_empty() {

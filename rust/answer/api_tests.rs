@@ -1,0 +1,191 @@
+//! Behaviour of the public verifier API beyond the labeled fixture.
+
+use crate::answer::{
+    answer_key, extract_answer, gold_parseable, verify, verify_completion, ExtractOptions,
+    VerdictReason, VerifyOptions,
+};
+
+#[test]
+fn reason_codes_are_stable() {
+    use VerdictReason as R;
+    let codes = [
+        (R::ExactString, 1),
+        (R::NumericExact, 2),
+        (R::NumericClose, 3),
+        (R::Symbolic, 4),
+        (R::Structural, 5),
+        (R::Equation, 6),
+        (R::Choice, 7),
+        (R::Text, 8),
+        (R::NotEquivalent, 100),
+        (R::PredictionMissing, 101),
+        (R::GoldUnparseable, 102),
+        (R::InputTooLong, 103),
+    ];
+    for (r, c) in codes {
+        assert_eq!(r.code(), c, "{r:?}");
+    }
+}
+
+#[test]
+fn reasons_are_reported() {
+    let o = VerifyOptions::default();
+    assert_eq!(verify("5", "5", &o).reason, VerdictReason::ExactString);
+    assert_eq!(
+        verify("0.5", "\\frac12", &o).reason,
+        VerdictReason::NumericExact
+    );
+    assert_eq!(
+        verify("\\pi", "3.14159", &o).reason,
+        VerdictReason::NumericClose
+    );
+    assert_eq!(verify("2x+2", "2(x+1)", &o).reason, VerdictReason::Symbolic);
+    assert_eq!(
+        verify("(1,2)", "(1, 2.0)", &o).reason,
+        VerdictReason::Structural
+    );
+    assert_eq!(verify("x=5", "5.0", &o).reason, VerdictReason::Equation);
+    assert_eq!(verify("C", "Option C", &o).reason, VerdictReason::Choice);
+    assert_eq!(verify("\\text{Yes}", "yes", &o).reason, VerdictReason::Text);
+    assert_eq!(verify("5", "6", &o).reason, VerdictReason::NotEquivalent);
+    assert_eq!(
+        verify("5", " ", &o).reason,
+        VerdictReason::PredictionMissing
+    );
+    assert_eq!(
+        verify("\\frac{", "5", &o).reason,
+        VerdictReason::GoldUnparseable
+    );
+    assert_eq!(verify("", "5", &o).reason, VerdictReason::GoldUnparseable);
+    assert_eq!(
+        verify("5", &"1".repeat(5000), &o).reason,
+        VerdictReason::InputTooLong
+    );
+}
+
+#[test]
+fn tolerance_is_configurable() {
+    let loose = VerifyOptions {
+        rel_tol: 1e-2,
+        ..VerifyOptions::default()
+    };
+    let tight = VerifyOptions {
+        rel_tol: 1e-8,
+        ..VerifyOptions::default()
+    };
+    assert!(verify("\\pi", "3.14", &loose).equivalent);
+    assert!(!verify("\\pi", "3.14", &VerifyOptions::default()).equivalent);
+    assert!(!verify("\\pi", "3.14159", &tight).equivalent);
+    let strict_pct = VerifyOptions {
+        percent_lenient: false,
+        ..VerifyOptions::default()
+    };
+    assert!(!verify("50", "50\\%", &strict_pct).equivalent);
+    assert!(verify("0.5", "50\\%", &strict_pct).equivalent);
+}
+
+#[test]
+fn completions_are_extracted_then_verified() {
+    let o = VerifyOptions::default();
+    let text = "<think>Try \\boxed{4}? No, recount.</think>\n**Final Answer**\n\\[\\boxed{\\dfrac{7}{2}}\\]";
+    assert!(verify_completion("3.5", text, &o).equivalent);
+    assert!(verify_completion("#### 18", "She makes $18 a day. The answer is 18.", &o).equivalent);
+    assert_eq!(
+        verify_completion("5", "I don't know", &o).reason,
+        VerdictReason::PredictionMissing
+    );
+    let fallback = VerifyOptions {
+        last_number_fallback: true,
+        ..VerifyOptions::default()
+    };
+    assert!(verify_completion("5", "so we get 5", &fallback).equivalent);
+    let aimo = VerifyOptions {
+        aimo: true,
+        ..VerifyOptions::default()
+    };
+    assert!(verify_completion("24", "\\boxed{2024}", &aimo).equivalent);
+    assert!(verify("24", "1024", &aimo).equivalent);
+    assert!(!verify_completion("24", "\\boxed{2025}", &aimo).equivalent);
+}
+
+#[test]
+fn options_json_is_strict() {
+    let o: VerifyOptions = serde_json::from_str(r#"{"rel_tol":0.001}"#).unwrap();
+    assert_eq!(o.rel_tol, 0.001);
+    assert!(o.prefer_after_think);
+    assert!(serde_json::from_str::<VerifyOptions>(r#"{"tolerance":0.1}"#).is_err());
+    assert!(serde_json::from_str::<ExtractOptions>(r#"{"aimo":true,"x":1}"#).is_err());
+    let e: ExtractOptions = serde_json::from_str("{}").unwrap();
+    assert_eq!(e, ExtractOptions::default());
+}
+
+#[test]
+fn extraction_forms() {
+    let o = ExtractOptions::default();
+    assert_eq!(extract_answer("\\fbox{12}", &o).as_deref(), Some("12"));
+    assert_eq!(
+        extract_answer("Final answer: **42**", &o).as_deref(),
+        Some("42")
+    );
+    assert_eq!(
+        extract_answer("the answer is \\(x^2\\). Done", &o).as_deref(),
+        Some("x^2")
+    );
+    assert_eq!(
+        extract_answer("$\\boxed{\\left(1, \\frac{1}{2}\\right)}$", &o).as_deref(),
+        Some("\\left(1, \\frac{1}{2}\\right)")
+    );
+    let no_after = ExtractOptions {
+        prefer_after_think: false,
+        ..ExtractOptions::default()
+    };
+    assert_eq!(
+        extract_answer("\\boxed{1}</think>Final answer: 2", &no_after).as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        extract_answer("\\boxed{1}</think>Final answer: 2", &o).as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn keys_group_equivalent_answers() {
+    let groups: &[&[&str]] = &[
+        &["\\frac{1}{2}", "0.5", "1/2", "\\dfrac{2}{4}", "50\\%"],
+        &["1000", "1,000", "1 000", "10^3", "x = 1000"],
+        &["\\{1,2\\}", "\\{2,1\\}", "2, 1", "\\{1,2,2\\}"],
+        &["2\\sqrt{2}", "\\sqrt{8}"],
+        &["x^2-1", "(x-1)(x+1)"],
+        &["(1,2)", "\\left(1, 2\\right)"],
+        &["\\text{Yes}", "yes"],
+    ];
+    for g in groups {
+        let k0 = answer_key(g[0]);
+        assert!(k0.is_some());
+        for a in &g[1..] {
+            assert_eq!(answer_key(a), k0, "{a} vs {}", g[0]);
+        }
+    }
+    assert_ne!(answer_key("(1,2)"), answer_key("(2,1)"));
+    assert_ne!(answer_key("[1,2]"), answer_key("(1,2)"));
+    assert_ne!(answer_key("3"), answer_key("4"));
+}
+
+#[test]
+fn gold_parseability() {
+    for g in [
+        "5",
+        "\\frac{1}{2}",
+        "\\text{Evelyn}",
+        "#### 18",
+        "(1,2]",
+        "x^2+1",
+        "\\{1,2\\}",
+    ] {
+        assert!(gold_parseable(g), "{g}");
+    }
+    for g in ["", "   ", "\\frac{", "\\boxed{}", "\\begin{pmatrix"] {
+        assert!(!gold_parseable(g), "{g:?}");
+    }
+}

@@ -1,0 +1,206 @@
+//! The math answer verifier: extraction, normalization and equivalence. Pure: no I/O.
+//!
+//! Entry points: [`extract_answer`], [`normalize()`], [`verify`], [`verify_completion`] and
+//! [`answer_key`]. Every call is bounded: inputs are capped at [`MAX_ANSWER_CHARS`] (answers)
+//! or scanned linearly (completions), parsing depth is capped, and comparisons draw on a fixed
+//! budget; no input makes them panic.
+pub mod compare;
+pub mod eval;
+pub mod expr;
+pub mod extract;
+pub mod key;
+pub mod latex;
+pub mod normalize;
+pub mod rational;
+pub mod structure;
+pub mod verdict;
+
+#[cfg(test)]
+mod api_tests;
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod fuzz_tests;
+
+pub use extract::extract_answer;
+pub use key::answer_key;
+pub use normalize::normalize;
+pub use verdict::{ExtractOptions, Verdict, VerdictReason, VerifyOptions};
+
+use compare::{equal, Ctx};
+use structure::{parse_answer, Answer};
+
+/// Longest answer (in chars) the verifier looks at; longer answers are rejected by [`verify`].
+pub const MAX_ANSWER_CHARS: usize = 2000;
+
+/// Reduces a gold answer given as a solution text to its answer: the last `\boxed{}` if any,
+/// else the text after `####` (GSM8K), else the text itself.
+fn gold_answer(gold: &str) -> String {
+    if let Some(b) = extract::last_boxed(gold) {
+        return b;
+    }
+    if let Some(i) = gold.rfind("####") {
+        return gold[i + 4..].trim().to_string();
+    }
+    gold.trim().to_string()
+}
+
+/// `A`–`E` (optionally as `(C)`, `C)`, `\text{(C)}`) as an uppercase letter.
+fn choice_letter(n: &str) -> Option<char> {
+    let t = n
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .trim();
+    let t = t
+        .strip_prefix("option ")
+        .or_else(|| t.strip_prefix("Option "))
+        .unwrap_or(t)
+        .trim();
+    let mut it = t.chars();
+    let c = it.next()?;
+    (it.next().is_none() && matches!(c.to_ascii_uppercase(), 'A'..='E'))
+        .then(|| c.to_ascii_uppercase())
+}
+
+/// `(B) 7` → (`B`, `7`).
+fn choice_label_prefix(p: &str) -> Option<(char, String)> {
+    let rest = p.strip_prefix('(')?;
+    let mut it = rest.chars();
+    let c = it.next()?;
+    let after = it.as_str().strip_prefix(") ")?;
+    (matches!(c, 'A'..='E') && !after.trim().is_empty()).then(|| (c, after.trim().to_string()))
+}
+
+/// True when a gold answer that parsed only as text does not look like prose: it keeps math
+/// markup the parser could not read, or is mostly non-letters (base-`b` numerals such as
+/// `52_8` are fine).
+fn looks_like_broken_math(_raw: &str, parsed: &Answer) -> bool {
+    let Answer::Text(t) = parsed else {
+        return false;
+    };
+    let base_numeral = t.split_once('_').is_some_and(|(a, b)| {
+        !a.is_empty() && !b.is_empty() && (a.to_string() + b).chars().all(char::is_alphanumeric)
+    });
+    if base_numeral {
+        return false;
+    }
+    if t.contains(['\\', '{', '}', '(', ')', '[', ']', '^', '=', '&', '$', '|']) {
+        return true;
+    }
+    let letters = t.chars().filter(|c| c.is_alphabetic()).count();
+    letters * 2 < t.chars().filter(|c| !c.is_whitespace()).count()
+}
+
+/// True when the verifier can read `gold` (same preparation as [`verify`]): it is non-empty,
+/// within the length cap, and parses as math or as plain prose. The reward layer uses this for
+/// the paper's "gold cannot be parsed ⇒ correct" option, independently of any prediction.
+pub fn gold_parseable(gold: &str) -> bool {
+    if gold.chars().count() > MAX_ANSWER_CHARS * 4 {
+        return false;
+    }
+    let raw = gold_answer(gold);
+    if raw.chars().count() > MAX_ANSWER_CHARS {
+        return false;
+    }
+    let g = normalize::normalize_with(&raw, false);
+    match parse_answer(&g) {
+        Some(a) => !looks_like_broken_math(&raw, &a),
+        None => false,
+    }
+}
+
+/// Decides whether `predicted` (an already-extracted answer) equals `gold`.
+///
+/// `gold` may be a bare answer, a solution with a `\boxed{}`, or a GSM8K `#### N` text.
+/// Reasons: `PredictionMissing` for an empty prediction; `InputTooLong` past
+/// [`MAX_ANSWER_CHARS`]; `GoldUnparseable` when the gold is empty or malformed math (never
+/// counted as equivalent here; the reward layer decides what that means);
+/// otherwise an equivalence reason or `NotEquivalent`. Never panics; bounded time.
+pub fn verify(gold: &str, predicted: &str, opts: &VerifyOptions) -> Verdict {
+    use VerdictReason as R;
+    if predicted.trim().is_empty() {
+        return Verdict::new(false, R::PredictionMissing, "empty prediction");
+    }
+    if gold.chars().count() > MAX_ANSWER_CHARS * 4 || predicted.chars().count() > MAX_ANSWER_CHARS {
+        return Verdict::new(false, R::InputTooLong, "input longer than the cap");
+    }
+    let g_raw = gold_answer(gold);
+    if g_raw.chars().count() > MAX_ANSWER_CHARS {
+        return Verdict::new(false, R::InputTooLong, "gold answer longer than the cap");
+    }
+    let g = normalize::normalize_with(&g_raw, false);
+    let mut p = normalize::normalize_with(predicted, false);
+    if opts.aimo {
+        if let Some(k) =
+            extract::extract_answer(&format!("\\boxed{{{predicted}}}"), &opts.extract_options())
+        {
+            p = k;
+        }
+    }
+    let detail = format!("gold={g:?} pred={p:?}");
+    if g.is_empty() {
+        return Verdict::new(false, R::GoldUnparseable, detail);
+    }
+    if p.is_empty() {
+        return Verdict::new(false, R::PredictionMissing, detail);
+    }
+    if g == p {
+        return Verdict::new(true, R::ExactString, detail);
+    }
+    // `(B) 7`: a choice label before a value
+    if let Some((label, rest)) = choice_label_prefix(&p) {
+        if let Some(a) = choice_letter(&g) {
+            let ok = a == label;
+            return Verdict::new(ok, if ok { R::Choice } else { R::NotEquivalent }, detail);
+        }
+        p = rest;
+    }
+    if let (Some(a), Some(b)) = (choice_letter(&g), choice_letter(&p)) {
+        return Verdict::new(
+            a == b,
+            if a == b { R::Choice } else { R::NotEquivalent },
+            detail,
+        );
+    }
+    let Some(ga) = parse_answer(&g) else {
+        return Verdict::new(false, R::GoldUnparseable, detail);
+    };
+    let ctx = Ctx::new(opts.rel_tol, opts.percent_lenient);
+    if let Some(pa) = parse_answer(&p) {
+        if let Some(reason) = equal(&ga, &pa, &ctx) {
+            return Verdict::new(true, reason, detail);
+        }
+    }
+    // a decimal comma where the gold is a scalar: `3,5` = 3.5
+    if matches!(ga, Answer::Scalar(_)) {
+        if let Some(dc) = decimal_comma(&p) {
+            if let Some(pa) = parse_answer(&dc) {
+                if let Some(reason) = equal(&ga, &pa, &ctx) {
+                    return Verdict::new(true, reason, detail);
+                }
+            }
+        }
+    }
+    if looks_like_broken_math(&g_raw, &ga) {
+        return Verdict::new(false, R::GoldUnparseable, detail);
+    }
+    Verdict::new(false, R::NotEquivalent, detail)
+}
+
+/// `-12,5` → `-12.5` when the text is exactly digits, one comma, and not three digits after it.
+fn decimal_comma(p: &str) -> Option<String> {
+    let body = p.strip_prefix('-').unwrap_or(p);
+    let (a, b) = body.split_once(',')?;
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|c| c.is_ascii_digit());
+    (digits(a) && digits(b) && b.len() != 3).then(|| p.replacen(',', ".", 1))
+}
+
+/// Extracts the answer from `completion` (see [`extract_answer`]) and verifies it against
+/// `gold`; `PredictionMissing` when nothing can be extracted.
+pub fn verify_completion(gold: &str, completion: &str, opts: &VerifyOptions) -> Verdict {
+    match extract_answer(completion, &opts.extract_options()) {
+        Some(p) => verify(gold, &p, opts),
+        None => Verdict::new(false, VerdictReason::PredictionMissing, "no answer found"),
+    }
+}

@@ -1,0 +1,154 @@
+//! Scoring completions: per-completion components and weighted totals.
+
+use serde::{Deserialize, Serialize};
+
+use crate::answer::VerdictReason;
+use crate::reward::accuracy::{correctness, Correctness};
+use crate::reward::config::{LengthScope, LengthUnit, RewardConfig};
+use crate::reward::cosine::cosine_reward;
+use crate::reward::format::format_reward;
+use crate::reward::length::length_rewards;
+
+/// One completion to score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The generated text (thinking and answer).
+    pub text: String,
+    /// Its length in tokens (used when the length unit is tokens).
+    pub num_tokens: usize,
+}
+
+/// Scores of one completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompletionScores {
+    /// Weighted sum of the components.
+    pub total: f64,
+    /// Format reward (0 or 1).
+    pub format: f64,
+    /// Cosine reward.
+    pub cosine: f64,
+    /// Kimi length reward.
+    pub length: f64,
+    /// Accuracy (0 or 1).
+    pub accuracy: f64,
+    /// Counted correct (verifier, or the gold-unparseable option).
+    pub correct: bool,
+    /// Correct only because the gold could not be parsed and the option is on.
+    pub gold_unparseable_used: bool,
+    /// The verifier's reason.
+    pub reason: VerdictReason,
+    /// The length used (chars or tokens).
+    pub length_value: usize,
+}
+
+/// Scores of a group of completions for one problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupScores {
+    /// Per completion, in input order.
+    pub completions: Vec<CompletionScores>,
+    /// Completions counted correct.
+    pub num_correct: usize,
+    /// Completions counted correct through the gold-unparseable option.
+    pub num_gold_unparseable_used: usize,
+    /// The verifier could not parse the gold answer (for any completion).
+    pub gold_unparseable: bool,
+    /// Mean of the totals (0 for an empty group).
+    pub mean_total: f64,
+}
+
+/// Everything about one completion except the length reward (which needs its peers).
+fn score_one(gold: &str, c: &Completion, cfg: &RewardConfig) -> CompletionScores {
+    let Correctness {
+        correct,
+        gold_unparseable_used: used,
+        verdict,
+    } = correctness(gold, &c.text, cfg);
+    let length_value = match cfg.length_unit {
+        LengthUnit::Chars => c.text.chars().count(),
+        LengthUnit::Tokens => c.num_tokens,
+    };
+    CompletionScores {
+        total: 0.0,
+        format: format_reward(&c.text),
+        cosine: cosine_reward(length_value, correct, &cfg.cosine),
+        length: 0.0,
+        accuracy: if correct { 1.0 } else { 0.0 },
+        correct,
+        gold_unparseable_used: used,
+        reason: verdict.reason,
+        length_value,
+    }
+}
+
+fn finish(
+    mut completions: Vec<CompletionScores>,
+    lengths: &[f64],
+    cfg: &RewardConfig,
+) -> GroupScores {
+    let w = &cfg.weights;
+    for (s, &l) in completions.iter_mut().zip(lengths) {
+        s.length = l;
+        s.total = w.format * s.format
+            + w.cosine * s.cosine
+            + w.length * s.length
+            + w.accuracy * s.accuracy;
+    }
+    let n = completions.len();
+    let mean_total = if n == 0 {
+        0.0
+    } else {
+        completions.iter().map(|s| s.total).sum::<f64>() / n as f64
+    };
+    GroupScores {
+        num_correct: completions.iter().filter(|s| s.correct).count(),
+        num_gold_unparseable_used: completions
+            .iter()
+            .filter(|s| s.gold_unparseable_used)
+            .count(),
+        gold_unparseable: completions
+            .iter()
+            .any(|s| s.reason == VerdictReason::GoldUnparseable),
+        mean_total,
+        completions,
+    }
+}
+
+/// Scores the completions of one problem; the Kimi length reward is normalised over this group.
+pub fn score_group(gold: &str, completions: &[Completion], cfg: &RewardConfig) -> GroupScores {
+    let scored: Vec<CompletionScores> = completions
+        .iter()
+        .map(|c| score_one(gold, c, cfg))
+        .collect();
+    let lens: Vec<usize> = scored.iter().map(|s| s.length_value).collect();
+    let ok: Vec<bool> = scored.iter().map(|s| s.correct).collect();
+    let length = length_rewards(&lens, &ok);
+    finish(scored, &length, cfg)
+}
+
+/// Scores several problems; with `length_scope = batch` the Kimi length reward is normalised
+/// over all completions together, otherwise per group (same as [`score_group`] on each).
+pub fn score_batch(problems: &[(&str, &[Completion])], cfg: &RewardConfig) -> Vec<GroupScores> {
+    if cfg.length_scope == LengthScope::Group {
+        return problems
+            .iter()
+            .map(|(g, cs)| score_group(g, cs, cfg))
+            .collect();
+    }
+    let scored: Vec<Vec<CompletionScores>> = problems
+        .iter()
+        .map(|(g, cs)| cs.iter().map(|c| score_one(g, c, cfg)).collect())
+        .collect();
+    let lens: Vec<usize> = scored.iter().flatten().map(|s| s.length_value).collect();
+    let ok: Vec<bool> = scored.iter().flatten().map(|s| s.correct).collect();
+    let all = length_rewards(&lens, &ok);
+    let mut offset = 0;
+    scored
+        .into_iter()
+        .map(|group| {
+            let n = group.len();
+            let slice = &all[offset..offset + n];
+            offset += n;
+            finish(group, slice, cfg)
+        })
+        .collect()
+}

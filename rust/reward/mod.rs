@@ -1,0 +1,20 @@
+//! Rule-based rewards of the Fast-Math-R1 recipe: format, cosine (Yeo et al. 2025), Kimi k1.5
+//! length, accuracy, and their weighted sum. Pure: no I/O.
+//!
+//! The paper's total is `R = format + cosine + length` (accuracy weight 0 by default).
+pub mod accuracy;
+pub mod config;
+pub mod cosine;
+pub mod format;
+pub mod group;
+pub mod length;
+
+#[cfg(test)]
+mod tests;
+
+pub use accuracy::{accuracy_reward, correctness, Correctness};
+pub use config::{CosineConfig, LengthScope, LengthUnit, RewardConfig, RewardWeights};
+pub use cosine::cosine_reward;
+pub use format::format_reward;
+pub use group::{score_batch, score_group, Completion, CompletionScores, GroupScores};
+pub use length::length_rewards;

@@ -1,0 +1,272 @@
+//! Reward values against hand-computed values from the formulas in DESIGN.md.
+
+use crate::answer::VerdictReason;
+use crate::reward::{
+    accuracy_reward, cosine_reward, format_reward, length_rewards, score_batch, score_group,
+    Completion, CosineConfig, LengthScope, LengthUnit, RewardConfig,
+};
+
+fn near(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn cosine_table() {
+    let cfg = CosineConfig::default();
+    // (length, correct, expected) with c = cos(π·min(1, L/30000));
+    // correct 0.1 + 0.45(1+c), wrong −0.1 − 0.45(1+c)
+    let c45 = std::f64::consts::FRAC_1_SQRT_2;
+    let table = [
+        (0, true, 1.0),
+        (15_000, true, 0.55),
+        (30_000, true, 0.1),
+        (60_000, true, 0.1),
+        (10_000, true, 0.775),
+        (7_500, true, 0.1 + 0.45 * (1.0 + c45)),
+        (0, false, -1.0),
+        (15_000, false, -0.55),
+        (30_000, false, -0.1),
+        (90_000, false, -0.1),
+        (10_000, false, -0.775),
+        (20_000, false, -0.325),
+        (7_500, false, -0.1 - 0.45 * (1.0 + c45)),
+    ];
+    for (len, ok, want) in table {
+        let got = cosine_reward(len, ok, &cfg);
+        assert!(
+            near(got, want),
+            "len={len} correct={ok}: got {got}, want {want}"
+        );
+    }
+    let custom = CosineConfig {
+        max_len: 100,
+        ..CosineConfig::default()
+    };
+    assert!(near(cosine_reward(50, true, &custom), 0.55));
+    let zero = CosineConfig {
+        max_len: 0,
+        ..CosineConfig::default()
+    };
+    assert!(cosine_reward(5, true, &zero).is_finite());
+}
+
+#[test]
+fn length_table() {
+    let table: Vec<(Vec<usize>, Vec<bool>, Vec<f64>)> = vec![
+        (
+            vec![100, 200, 300],
+            vec![true, false, true],
+            vec![0.5, 0.0, -0.5],
+        ),
+        (
+            vec![100, 300, 200],
+            vec![false, false, true],
+            vec![0.0, -0.5, 0.0],
+        ),
+        (
+            vec![100, 150, 300],
+            vec![true, true, false],
+            vec![0.5, 0.25, -0.5],
+        ),
+        (
+            vec![100, 150, 300],
+            vec![false, false, false],
+            vec![0.0, 0.0, -0.5],
+        ),
+        (vec![7, 7, 7], vec![true, false, true], vec![0.0, 0.0, 0.0]),
+        (vec![42], vec![true], vec![0.0]),
+        (vec![], vec![], vec![]),
+    ];
+    for (lens, ok, want) in table {
+        let got = length_rewards(&lens, &ok);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                near(*g, *w),
+                "lens={lens:?} ok={ok:?}: got {got:?}, want {want:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn format_table() {
+    let table = [
+        ("<think>so \\boxed{3} ok</think> \\boxed{3}", 1.0),
+        ("<think>no box</think> \\boxed{3}", 0.0),
+        ("\\boxed{3} but no think end", 0.0),
+        ("<think>\\boxed{3</think>}", 0.0),
+        ("<think>a</think>\\boxed{1}</think>", 0.0),
+        ("\\boxed{\\frac{1}{2}}</think>", 1.0),
+        ("", 0.0),
+    ];
+    for (text, want) in table {
+        assert_eq!(format_reward(text), want, "{text:?}");
+    }
+}
+
+fn group() -> Vec<Completion> {
+    vec![
+        Completion {
+            text: "<think>x \\boxed{3}</think> \\boxed{3}".into(),
+            num_tokens: 10_000,
+        },
+        Completion {
+            text: "<think>hmm</think> \\boxed{4}".into(),
+            num_tokens: 20_000,
+        },
+        Completion {
+            text: "<think>ok</think> The final answer is 3.".into(),
+            num_tokens: 30_000,
+        },
+    ]
+}
+
+#[test]
+fn group_totals_match_hand_computation() {
+    let cfg = RewardConfig {
+        length_unit: LengthUnit::Tokens,
+        ..RewardConfig::default()
+    };
+    let g = score_group("3", &group(), &cfg);
+    // A: format 1, cosine p=1/3 → 0.775, λ = 0.5 (correct)      → 2.275
+    // B: format 0, cosine wrong p=2/3 → −0.325, λ = 0 → min(0,0) → −0.325
+    // C: format 0, cosine p=1 → 0.1, λ = −0.5 (correct)          → −0.4
+    let want = [
+        (1.0, 0.775, 0.5, 2.275, true),
+        (0.0, -0.325, 0.0, -0.325, false),
+        (0.0, 0.1, -0.5, -0.4, true),
+    ];
+    for (s, (f, c, l, t, ok)) in g.completions.iter().zip(want) {
+        assert!(
+            near(s.format, f) && near(s.cosine, c) && near(s.length, l) && near(s.total, t),
+            "{s:?}"
+        );
+        assert_eq!(s.correct, ok);
+        assert_eq!(s.accuracy, if ok { 1.0 } else { 0.0 });
+    }
+    assert_eq!(g.num_correct, 2);
+    assert_eq!(g.num_gold_unparseable_used, 0);
+    assert!(near(g.mean_total, (2.275 - 0.325 - 0.4) / 3.0));
+
+    let cfg = RewardConfig::from_json(
+        r#"{"length_unit":"tokens","weights":{"accuracy":1.0,"length":0.5}}"#,
+    )
+    .unwrap();
+    let g = score_group("3", &group(), &cfg);
+    let totals: Vec<f64> = g.completions.iter().map(|s| s.total).collect();
+    let want = [1.0 + 0.775 + 0.25 + 1.0, -0.325, 0.1 - 0.25 + 1.0];
+    for (t, w) in totals.iter().zip(want) {
+        assert!(near(*t, w), "{totals:?}");
+    }
+}
+
+#[test]
+fn chars_unit_counts_unicode_scalars() {
+    let cfg = RewardConfig::default();
+    let c = Completion {
+        text: "ππ\\boxed{1}".into(),
+        num_tokens: 999,
+    };
+    let g = score_group("1", &[c], &cfg);
+    assert_eq!(g.completions[0].length_value, 11);
+}
+
+#[test]
+fn gold_unparseable_option_is_off_by_default_and_counted() {
+    let cs = vec![Completion {
+        text: "\\boxed{5}".into(),
+        num_tokens: 1,
+    }];
+    let off = score_group("\\frac{", &cs, &RewardConfig::default());
+    assert!(off.gold_unparseable);
+    assert!(!off.completions[0].correct);
+    assert_eq!(off.completions[0].reason, VerdictReason::GoldUnparseable);
+    let cfg = RewardConfig {
+        gold_unparseable_counts_correct: true,
+        ..RewardConfig::default()
+    };
+    let on = score_group("\\frac{", &cs, &cfg);
+    assert!(on.completions[0].correct && on.completions[0].gold_unparseable_used);
+    assert_eq!(on.num_gold_unparseable_used, 1);
+    // a parseable gold never uses the option
+    let ok = score_group("5", &cs, &cfg);
+    assert_eq!(ok.num_gold_unparseable_used, 0);
+}
+
+#[test]
+fn batch_scope_normalises_over_all_completions() {
+    let a = vec![Completion {
+        text: "\\boxed{1}".into(),
+        num_tokens: 100,
+    }];
+    let b = vec![Completion {
+        text: "\\boxed{2}".into(),
+        num_tokens: 300,
+    }];
+    let cfg = RewardConfig {
+        length_unit: LengthUnit::Tokens,
+        length_scope: LengthScope::Batch,
+        ..RewardConfig::default()
+    };
+    let out = score_batch(&[("1", &a), ("2", &b)], &cfg);
+    assert!(near(out[0].completions[0].length, 0.5));
+    assert!(near(out[1].completions[0].length, -0.5));
+    let per_group = RewardConfig {
+        length_scope: LengthScope::Group,
+        ..cfg
+    };
+    let out = score_batch(&[("1", &a), ("2", &b)], &per_group);
+    assert!(near(out[0].completions[0].length, 0.0));
+}
+
+#[test]
+fn config_json_is_strict() {
+    assert_eq!(
+        RewardConfig::from_json("{}").unwrap(),
+        RewardConfig::default()
+    );
+    assert!(RewardConfig::from_json(r#"{"weight":{}}"#).is_err());
+    assert!(RewardConfig::from_json(r#"{"weights":{"formatt":1}}"#).is_err());
+    assert!(RewardConfig::from_json(r#"{"cosine":{"max_len":0}}"#).is_err());
+    assert!(RewardConfig::from_json(r#"{"length_unit":"bytes"}"#).is_err());
+    let c = RewardConfig::from_json(
+        r#"{"verify":{"rel_tol":1e-6,"aimo":true},"gold_unparseable_counts_correct":true}"#,
+    )
+    .unwrap();
+    assert!(c.verify.aimo && c.gold_unparseable_counts_correct);
+    let d = CosineConfig::default();
+    assert_eq!(
+        (
+            d.min_value_wrong,
+            d.max_value_wrong,
+            d.min_value_correct,
+            d.max_value_correct,
+            d.max_len
+        ),
+        (-1.0, -0.1, 0.1, 1.0, 30_000)
+    );
+}
+
+#[test]
+fn accuracy_table() {
+    let cfg = RewardConfig::default();
+    let table = [
+        ("3", "<think>x</think> \\boxed{3}", 1.0),
+        ("3", "<think>x</think> \\boxed{4}", 0.0),
+        ("3", "no answer at all", 0.0),
+        ("\\frac{1}{2}", "\\boxed{0.5}", 1.0),
+        ("\\frac{", "\\boxed{0.5}", 0.0),
+    ];
+    for (gold, text, want) in table {
+        assert_eq!(accuracy_reward(gold, text, &cfg), want, "{gold} / {text}");
+    }
+    let lenient = RewardConfig {
+        gold_unparseable_counts_correct: true,
+        ..RewardConfig::default()
+    };
+    assert_eq!(accuracy_reward("\\frac{", "\\boxed{0.5}", &lenient), 1.0);
+    assert_eq!(accuracy_reward("\\frac{", "no answer", &lenient), 1.0);
+    assert_eq!(accuracy_reward("", "\\boxed{1}", &lenient), 1.0);
+    assert_eq!(accuracy_reward("3", "no answer", &lenient), 0.0);
+}
