@@ -147,6 +147,47 @@ typedef struct fmr_group_stats {
   double prompt_seconds;
 } fmr_group_stats;
 
+// Why the verifier decided as it did (`fmr_verdict.reason`). Fixed values, never reused.
+typedef uint32_t fmr_verdict_reason;
+
+// The verifier's decision.
+typedef struct fmr_verdict {
+  // True when the prediction equals the gold answer.
+  bool equivalent;
+  // `FMR_VERDICT_*`.
+  fmr_verdict_reason reason;
+} fmr_verdict;
+
+// One completion to score.
+typedef struct fmr_completion {
+  // The generated text (UTF-8, `text_len` bytes).
+  const char *text;
+  // Length of `text` in bytes.
+  size_t text_len;
+  // Its length in tokens (used when the config's length unit is tokens).
+  size_t n_tokens;
+} fmr_completion;
+
+// Reward components of one completion.
+typedef struct fmr_reward_scores {
+  // Weighted sum of the components.
+  double total;
+  // Format reward: 1 when a `\boxed{}` appears before `</think>`.
+  double format;
+  // Cosine length reward.
+  double cosine;
+  // Kimi length reward (relative to the other completions of the call).
+  double length;
+  // Accuracy (0 or 1).
+  double accuracy;
+  // Counted correct.
+  bool correct;
+  // Counted correct only because the gold answer could not be parsed (option on).
+  bool gold_unparseable_used;
+  // The verifier's reason (`FMR_VERDICT_*`).
+  fmr_verdict_reason reason;
+} fmr_reward_scores;
+
 // A parameter was out of range or NULL.
 #define FMR_ERR_INVALID_ARGUMENT 1
 
@@ -209,6 +250,42 @@ typedef struct fmr_group_stats {
 
 // The caller cancelled.
 #define FMR_FINISH_CANCELLED 8
+
+// Normalized strings are identical.
+#define FMR_VERDICT_EXACT_STRING 1
+
+// Exactly equal as rational numbers.
+#define FMR_VERDICT_NUMERIC_EXACT 2
+
+// Equal within the relative tolerance.
+#define FMR_VERDICT_NUMERIC_CLOSE 3
+
+// Expressions agree at several sample points.
+#define FMR_VERDICT_SYMBOLIC 4
+
+// Tuples, intervals, sets or lists equal element by element.
+#define FMR_VERDICT_STRUCTURAL 5
+
+// Equations equal to each other or to the other side's expression.
+#define FMR_VERDICT_EQUATION 6
+
+// Multiple-choice letters match.
+#define FMR_VERDICT_CHOICE 7
+
+// Text answers equal ignoring case and spacing.
+#define FMR_VERDICT_TEXT 8
+
+// Not equivalent.
+#define FMR_VERDICT_NOT_EQUIVALENT 100
+
+// The prediction is missing or empty.
+#define FMR_VERDICT_PREDICTION_MISSING 101
+
+// The gold answer cannot be parsed.
+#define FMR_VERDICT_GOLD_UNPARSEABLE 102
+
+// An input exceeds the length cap.
+#define FMR_VERDICT_INPUT_TOO_LONG 103
 
 #ifdef __cplusplus
 extern "C" {
@@ -426,6 +503,43 @@ void fmr_result_free(struct fmr_result *result);
 // # Safety
 // `s` is NULL or a string returned by fmr with this `len`, not yet freed.
 void fmr_string_free(char *s, size_t len);
+
+// Compares a predicted answer with a gold answer. With `is_completion` the prediction is a
+// whole model output and its answer is extracted first (last `\boxed{}` after `</think>`,
+// answer phrases, …). `options_json` (may be empty) holds verifier options: `rel_tol`, `aimo`,
+// `last_number_fallback`, `answer_phrases`, `prefer_after_think`, `percent_lenient`.
+// If `detail` is not NULL it receives an explanation to release with
+// `fmr_string_free(*detail, *detail_len)`. Pure and thread-safe; bounded time for any input.
+//
+// # Safety
+// Strings are valid for their lengths; `out` is writable; `detail`/`detail_len` are both NULL
+// or both writable.
+struct fmr_error *fmr_verify(const char *gold,
+                             size_t gold_len,
+                             const char *predicted,
+                             size_t predicted_len,
+                             bool is_completion,
+                             const char *options_json,
+                             size_t options_json_len,
+                             struct fmr_verdict *out,
+                             char **detail,
+                             size_t *detail_len);
+
+// Scores `n` completions of one problem with the paper's rewards. `config_json` (may be empty
+// for the paper's values) holds `weights` {`format`, `cosine`, `length`, `accuracy`}, `cosine`
+// constants, `length_unit` (`chars`|`tokens`), `gold_unparseable_counts_correct` (default
+// false) and `verify` options; unknown keys are errors. Writes `n` entries to the caller's
+// array `scores`. Pure and thread-safe.
+//
+// # Safety
+// `completions` holds `n` valid entries; `scores` is writable for `n` entries.
+struct fmr_error *fmr_score_group(const char *gold,
+                                  size_t gold_len,
+                                  const struct fmr_completion *completions,
+                                  size_t n,
+                                  const char *config_json,
+                                  size_t config_json_len,
+                                  struct fmr_reward_scores *scores);
 
 // The library version as "MAJOR.MINOR.PATCH", a static NUL-terminated string.
 const char *fmr_version(void);

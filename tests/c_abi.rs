@@ -32,6 +32,7 @@ fn compile(compiler: &str, std: &str, src: &str, out: &Path, extra: &[&str]) {
         .arg(format!("-L{}", lib.display()))
         .arg("-lfmr")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lm")
         .status()
         .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
     assert!(status.success(), "{compiler} failed on {src}");
@@ -69,6 +70,15 @@ fn c_bad_inputs_give_errors_not_crashes() {
     let exe = dir.0.join("abi_errors");
     compile("cc", "c11", "tests/c/abi_errors.c", &exe, &[]);
     let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
+fn c_verifier_and_rewards_match_hand_computed_values() {
+    let dir = common::TempDir::new("c-verify");
+    let exe = dir.0.join("verify_rewards");
+    compile("cc", "c11", "tests/c/verify_rewards.c", &exe, &[]);
+    let out = run(&mut Command::new(&exe));
     assert!(out.contains("0 failures"), "{out}");
 }
 

@@ -1,0 +1,252 @@
+//! Verifying answers and scoring completions with the paper's rewards.
+
+use super::boundary::{guard, non_null};
+use super::error::fmr_error;
+use super::strings::{borrow_str, into_c_string};
+use crate::answer::{verify, verify_completion, VerifyOptions};
+use crate::error::{Error, ErrorCode};
+use crate::reward::{score_group, Completion, RewardConfig};
+use std::ffi::c_char;
+
+/// Why the verifier decided as it did (`fmr_verdict.reason`). Fixed values, never reused.
+pub type fmr_verdict_reason = u32;
+/// Normalized strings are identical.
+pub const FMR_VERDICT_EXACT_STRING: fmr_verdict_reason = 1;
+/// Exactly equal as rational numbers.
+pub const FMR_VERDICT_NUMERIC_EXACT: fmr_verdict_reason = 2;
+/// Equal within the relative tolerance.
+pub const FMR_VERDICT_NUMERIC_CLOSE: fmr_verdict_reason = 3;
+/// Expressions agree at several sample points.
+pub const FMR_VERDICT_SYMBOLIC: fmr_verdict_reason = 4;
+/// Tuples, intervals, sets or lists equal element by element.
+pub const FMR_VERDICT_STRUCTURAL: fmr_verdict_reason = 5;
+/// Equations equal to each other or to the other side's expression.
+pub const FMR_VERDICT_EQUATION: fmr_verdict_reason = 6;
+/// Multiple-choice letters match.
+pub const FMR_VERDICT_CHOICE: fmr_verdict_reason = 7;
+/// Text answers equal ignoring case and spacing.
+pub const FMR_VERDICT_TEXT: fmr_verdict_reason = 8;
+/// Not equivalent.
+pub const FMR_VERDICT_NOT_EQUIVALENT: fmr_verdict_reason = 100;
+/// The prediction is missing or empty.
+pub const FMR_VERDICT_PREDICTION_MISSING: fmr_verdict_reason = 101;
+/// The gold answer cannot be parsed.
+pub const FMR_VERDICT_GOLD_UNPARSEABLE: fmr_verdict_reason = 102;
+/// An input exceeds the length cap.
+pub const FMR_VERDICT_INPUT_TOO_LONG: fmr_verdict_reason = 103;
+
+/// The verifier's decision.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct fmr_verdict {
+    /// True when the prediction equals the gold answer.
+    pub equivalent: bool,
+    /// `FMR_VERDICT_*`.
+    pub reason: fmr_verdict_reason,
+}
+
+/// Compares a predicted answer with a gold answer. With `is_completion` the prediction is a
+/// whole model output and its answer is extracted first (last `\boxed{}` after `</think>`,
+/// answer phrases, …). `options_json` (may be empty) holds verifier options: `rel_tol`, `aimo`,
+/// `last_number_fallback`, `answer_phrases`, `prefer_after_think`, `percent_lenient`.
+/// If `detail` is not NULL it receives an explanation to release with
+/// `fmr_string_free(*detail, *detail_len)`. Pure and thread-safe; bounded time for any input.
+///
+/// # Safety
+/// Strings are valid for their lengths; `out` is writable; `detail`/`detail_len` are both NULL
+/// or both writable.
+#[no_mangle]
+pub unsafe extern "C" fn fmr_verify(
+    gold: *const c_char,
+    gold_len: usize,
+    predicted: *const c_char,
+    predicted_len: usize,
+    is_completion: bool,
+    options_json: *const c_char,
+    options_json_len: usize,
+    out: *mut fmr_verdict,
+    detail: *mut *mut c_char,
+    detail_len: *mut usize,
+) -> *mut fmr_error {
+    guard(|| {
+        non_null(out, "out")?;
+        if detail.is_null() != detail_len.is_null() {
+            return Err(Error::invalid(
+                "detail and detail_len must both be NULL or both set",
+            ));
+        }
+        // SAFETY: valid for their lengths per the contract.
+        let (gold, predicted, json) = unsafe {
+            (
+                borrow_str(gold, gold_len, "gold")?,
+                borrow_str(predicted, predicted_len, "predicted")?,
+                borrow_str(options_json, options_json_len, "options_json")?,
+            )
+        };
+        let opts: VerifyOptions = if json.trim().is_empty() {
+            VerifyOptions::default()
+        } else {
+            serde_json::from_str(json)?
+        };
+        if !(opts.rel_tol >= 0.0 && opts.rel_tol < 1.0) {
+            return Err(Error::invalid(format!(
+                "rel_tol must be in [0, 1), got {}",
+                opts.rel_tol
+            )));
+        }
+        let v = if is_completion {
+            verify_completion(gold, predicted, &opts)
+        } else {
+            verify(gold, predicted, &opts)
+        };
+        // SAFETY: writable per the contract.
+        unsafe {
+            *out = fmr_verdict {
+                equivalent: v.equivalent,
+                reason: v.reason.code(),
+            };
+            if !detail.is_null() {
+                let (p, n) = into_c_string(v.detail);
+                *detail = p;
+                *detail_len = n;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One completion to score.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct fmr_completion {
+    /// The generated text (UTF-8, `text_len` bytes).
+    pub text: *const c_char,
+    /// Length of `text` in bytes.
+    pub text_len: usize,
+    /// Its length in tokens (used when the config's length unit is tokens).
+    pub n_tokens: usize,
+}
+
+/// Reward components of one completion.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct fmr_reward_scores {
+    /// Weighted sum of the components.
+    pub total: f64,
+    /// Format reward: 1 when a `\boxed{}` appears before `</think>`.
+    pub format: f64,
+    /// Cosine length reward.
+    pub cosine: f64,
+    /// Kimi length reward (relative to the other completions of the call).
+    pub length: f64,
+    /// Accuracy (0 or 1).
+    pub accuracy: f64,
+    /// Counted correct.
+    pub correct: bool,
+    /// Counted correct only because the gold answer could not be parsed (option on).
+    pub gold_unparseable_used: bool,
+    /// The verifier's reason (`FMR_VERDICT_*`).
+    pub reason: fmr_verdict_reason,
+}
+
+/// Scores `n` completions of one problem with the paper's rewards. `config_json` (may be empty
+/// for the paper's values) holds `weights` {`format`, `cosine`, `length`, `accuracy`}, `cosine`
+/// constants, `length_unit` (`chars`|`tokens`), `gold_unparseable_counts_correct` (default
+/// false) and `verify` options; unknown keys are errors. Writes `n` entries to the caller's
+/// array `scores`. Pure and thread-safe.
+///
+/// # Safety
+/// `completions` holds `n` valid entries; `scores` is writable for `n` entries.
+#[no_mangle]
+pub unsafe extern "C" fn fmr_score_group(
+    gold: *const c_char,
+    gold_len: usize,
+    completions: *const fmr_completion,
+    n: usize,
+    config_json: *const c_char,
+    config_json_len: usize,
+    scores: *mut fmr_reward_scores,
+) -> *mut fmr_error {
+    guard(|| {
+        if n > 0 {
+            non_null(completions, "completions")?;
+            non_null(scores, "scores")?;
+        }
+        // SAFETY: valid for their lengths per the contract.
+        let (gold, json) = unsafe {
+            (
+                borrow_str(gold, gold_len, "gold")?,
+                borrow_str(config_json, config_json_len, "config_json")?,
+            )
+        };
+        let cfg = if json.trim().is_empty() {
+            RewardConfig::default()
+        } else {
+            RewardConfig::from_json(json).map_err(|e| {
+                Error::new(
+                    ErrorCode::InvalidConfig,
+                    format!("invalid reward config: {e}"),
+                )
+            })?
+        };
+        let mut items = Vec::with_capacity(n);
+        for i in 0..n {
+            // SAFETY: completions holds n entries per the contract.
+            let c = unsafe { &*completions.add(i) };
+            // SAFETY: each text is valid for text_len bytes per the contract.
+            let text =
+                unsafe { borrow_str(c.text, c.text_len, &format!("completions[{i}].text")) }?;
+            items.push(Completion {
+                text: text.to_string(),
+                num_tokens: c.n_tokens,
+            });
+        }
+        let g = score_group(gold, &items, &cfg);
+        for (i, s) in g.completions.iter().enumerate() {
+            // SAFETY: scores is writable for n entries per the contract.
+            unsafe {
+                *scores.add(i) = fmr_reward_scores {
+                    total: s.total,
+                    format: s.format,
+                    cosine: s.cosine,
+                    length: s.length,
+                    accuracy: s.accuracy,
+                    correct: s.correct,
+                    gold_unparseable_used: s.gold_unparseable_used,
+                    reason: s.reason.code(),
+                }
+            };
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::VerdictReason;
+
+    #[test]
+    fn header_reasons_match_the_enum() {
+        let pairs = [
+            (FMR_VERDICT_EXACT_STRING, VerdictReason::ExactString),
+            (FMR_VERDICT_NUMERIC_EXACT, VerdictReason::NumericExact),
+            (FMR_VERDICT_NUMERIC_CLOSE, VerdictReason::NumericClose),
+            (FMR_VERDICT_SYMBOLIC, VerdictReason::Symbolic),
+            (FMR_VERDICT_STRUCTURAL, VerdictReason::Structural),
+            (FMR_VERDICT_EQUATION, VerdictReason::Equation),
+            (FMR_VERDICT_CHOICE, VerdictReason::Choice),
+            (FMR_VERDICT_TEXT, VerdictReason::Text),
+            (FMR_VERDICT_NOT_EQUIVALENT, VerdictReason::NotEquivalent),
+            (
+                FMR_VERDICT_PREDICTION_MISSING,
+                VerdictReason::PredictionMissing,
+            ),
+            (FMR_VERDICT_GOLD_UNPARSEABLE, VerdictReason::GoldUnparseable),
+            (FMR_VERDICT_INPUT_TOO_LONG, VerdictReason::InputTooLong),
+        ];
+        for (c, r) in pairs {
+            assert_eq!(c, r.code());
+        }
+    }
+}

@@ -1,0 +1,94 @@
+/* verify_rewards.c: the verifier and the paper's rewards through the C ABI, checked against
+ * values computed by hand from the formulas. Exit 0 = all checks passed. */
+#include "fmr.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "FAIL line %d: ", __LINE__);                                                     \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fprintf(stderr, "\n");                                                                           \
+            failures++;                                                                                      \
+        }                                                                                                    \
+    } while (0)
+
+static fmr_verdict verify(const char *gold, const char *pred, bool completion) {
+    fmr_verdict v = {false, 0};
+    fmr_error *err = fmr_verify(gold, strlen(gold), pred, strlen(pred), completion, NULL, 0, &v, NULL, NULL);
+    CHECK(err == NULL, "fmr_verify(%s, %s): %s", gold, pred, fmr_error_message(err, NULL));
+    fmr_error_free(err);
+    return v;
+}
+
+static bool close_to(double a, double b) { return fabs(a - b) < 1e-9; }
+
+int main(void) {
+    const double pi = 3.14159265358979323846;
+    fmr_verdict v = verify("1/2", "0.5", false);
+    CHECK(v.equivalent && v.reason == FMR_VERDICT_NUMERIC_EXACT, "1/2 vs 0.5: %d %u", v.equivalent, v.reason);
+    v = verify("\\frac{1}{2}", "<think>half of one</think> The answer is \\boxed{\\dfrac12}.", true);
+    CHECK(v.equivalent, "completion with dfrac");
+    v = verify("7,425,000", "7425000", false);
+    CHECK(v.equivalent, "thousands separators");
+    v = verify("[2,5)", "(2,5]", false);
+    CHECK(!v.equivalent && v.reason == FMR_VERDICT_NOT_EQUIVALENT, "interval ends: reason %u", v.reason);
+    v = verify("3", "no answer here", true);
+    CHECK(!v.equivalent && v.reason == FMR_VERDICT_PREDICTION_MISSING, "missing: reason %u", v.reason);
+
+    /* detail string, bad options, bad UTF-8 */
+    char *detail = NULL;
+    size_t detail_len = 0;
+    fmr_error *err = fmr_verify("2", 1, NULL, 3, false, NULL, 0, &v, &detail, &detail_len);
+    CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_ARGUMENT, "NULL predicted with length 3");
+    fmr_error_free(err);
+    err = fmr_verify("2", 1, "2.0", 3, false, NULL, 0, &v, &detail, &detail_len);
+    CHECK(err == NULL && detail != NULL && strlen(detail) == detail_len, "detail");
+    fmr_string_free(detail, detail_len);
+    err = fmr_verify("2", 1, "2", 1, false, "{\"tolerance\": 1}", 16, &v, NULL, NULL);
+    CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_CONFIG, "unknown option key");
+    fmr_error_free(err);
+    const char bad[] = {'1', (char)0xff};
+    err = fmr_verify("1", 1, bad, sizeof bad, false, NULL, 0, &v, NULL, NULL);
+    CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_UTF8, "invalid UTF-8");
+    fmr_error_free(err);
+
+    /* Rewards: format + cosine + length, weights 1 (the paper's defaults). */
+    const char *right = "\\boxed{7}</think>";     /* 17 chars, correct */
+    const char *wrong = "no: \\boxed{8}</think>"; /* 21 chars, wrong */
+    fmr_completion cs[2] = {{right, strlen(right), 5}, {wrong, strlen(wrong), 7}};
+    fmr_reward_scores sc[2];
+    err = fmr_score_group("7", 1, cs, 2, NULL, 0, sc);
+    CHECK(err == NULL, "score_group: %s", fmr_error_message(err, NULL));
+    fmr_error_free(err);
+    double cos1 = 0.1 + 0.45 * (1.0 + cos(pi * 17.0 / 30000.0));
+    double cos2 = -0.1 - 0.45 * (1.0 + cos(pi * 21.0 / 30000.0));
+    CHECK(sc[0].correct && !sc[1].correct, "correctness");
+    CHECK(close_to(sc[0].format, 1.0) && close_to(sc[1].format, 1.0), "format");
+    CHECK(close_to(sc[0].cosine, cos1), "cosine right %.12f vs %.12f", sc[0].cosine, cos1);
+    CHECK(close_to(sc[1].cosine, cos2), "cosine wrong %.12f vs %.12f", sc[1].cosine, cos2);
+    CHECK(close_to(sc[0].length, 0.5) && close_to(sc[1].length, -0.5), "length %f %f", sc[0].length, sc[1].length);
+    CHECK(close_to(sc[0].total, 1.0 + cos1 + 0.5), "total right %f", sc[0].total);
+    CHECK(close_to(sc[1].total, 1.0 + cos2 - 0.5), "total wrong %f", sc[1].total);
+
+    /* Token lengths and a weight change through JSON. */
+    const char *cfg = "{\"length_unit\": \"tokens\", \"weights\": {\"format\": 0, \"cosine\": 0, \"length\": 0, \"accuracy\": 2}}";
+    err = fmr_score_group("7", 1, cs, 2, cfg, strlen(cfg), sc);
+    CHECK(err == NULL, "score_group cfg: %s", fmr_error_message(err, NULL));
+    fmr_error_free(err);
+    CHECK(close_to(sc[0].total, 2.0) && close_to(sc[1].total, 0.0), "accuracy weights %f %f", sc[0].total, sc[1].total);
+    err = fmr_score_group("7", 1, cs, 2, "{\"weight\": 1}", 13, sc);
+    CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_CONFIG, "unknown config key");
+    fmr_error_free(err);
+    err = fmr_score_group("7", 1, NULL, 2, NULL, 0, sc);
+    CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_ARGUMENT, "NULL completions");
+    fmr_error_free(err);
+
+    printf("%d failures\n", failures);
+    return failures == 0 ? 0 : 1;
+}
