@@ -13,9 +13,9 @@ use fmr::generate::{Generator, RolloutHooks, RolloutParams, TokenEvent};
 use std::io::Write;
 use std::sync::Arc;
 
-/// Parameters when --params is not given: 8 samples, stop the problem once half of them agree.
-const DEFAULT_PARAMS: &str =
-    r#"{"n_samples": 8, "max_tokens": 256, "consensus": {"rule": "k_of_n", "k": 4}}"#;
+/// Parameters when --params is not given: 8 samples, stop the problem once half of them agree;
+/// the last number counts as the answer when nothing is boxed (small models rarely box).
+const DEFAULT_PARAMS: &str = r#"{"n_samples": 8, "max_tokens": 256, "consensus": {"rule": "k_of_n", "k": 4}, "answer": {"last_number_fallback": true}}"#;
 
 struct Args {
     model: String,

@@ -235,6 +235,9 @@ fn consensus_cuts_running_samples_and_saves_tokens() {
     if r.stopped_by_consensus {
         assert!(reasons.contains(&FinishReason::Consensus), "{reasons:?}");
         assert!(r.tokens_generated < r.tokens_fixed_budget);
+        // Cut samples do not vote: only the samples that ended on their own are counted.
+        let ended = reasons.iter().filter(|f| f.ended_naturally()).count();
+        assert_eq!(r.votes[0].count, ended, "{reasons:?}");
     } else {
         // every sample finished in the same step: nothing left to cut
         assert!(reasons.iter().all(|f| f.ended_naturally()), "{reasons:?}");

@@ -81,7 +81,9 @@ pub struct GroupResult {
     pub prompt_tokens: usize,
     /// The samples, in sample order.
     pub samples: Vec<SampleResult>,
-    /// Answers by descending votes (ties: the answer reached first wins).
+    /// Answers by descending votes (ties: the answer reached first wins). Only samples that
+    /// ended on their own vote; samples cut by the group (consensus, deadline, budget, cancel)
+    /// vote only when no other sample gave an answer.
     pub votes: Vec<VoteEntry>,
     /// The winning answer, if any sample gave one.
     pub voted_answer: Option<String>,

@@ -402,15 +402,21 @@ impl Generator {
         ctx.set_abort_flag(None);
         result.cancelled = cancelled;
 
-        // Final vote over every sample's answer, in the order samples finished.
+        // Final vote, in the order samples finished, over the samples that ended on their own;
+        // samples cut by a group decision vote only when no finished sample gave an answer.
         let mut final_tally = VoteTally::new();
+        let mut cut_tally = VoteTally::new();
         let mut samples: Vec<Option<SampleResult>> = (0..n).map(|_| None).collect();
         for &s in &finish_order {
             let st = &states[s];
             let text = String::from_utf8_lossy(&st.bytes).into_owned();
             let answer = answer_key(&text);
             if let Some(a) = &answer {
-                final_tally.add(a);
+                if st.cut_by_group {
+                    cut_tally.add(a);
+                } else {
+                    final_tally.add(a);
+                }
             }
             result.tokens_generated += st.tokens.len();
             result.tokens_fixed_budget += if st.cut_by_group {
@@ -426,6 +432,9 @@ impl Generator {
                 answer,
                 forced_tokens: st.forced_tokens,
             });
+        }
+        if final_tally.leader().is_none() {
+            final_tally = cut_tally;
         }
         result.samples = samples
             .into_iter()
