@@ -7,6 +7,7 @@
 //!
 //! Usage: eval [--model smollm2|PATH] [--dataset gsm8k_test | --file DATA.jsonl] [--limit N]
 //!             [--params JSON] [--threads N] [--out FILE.jsonl] [--baseline FILE.jsonl]
+//!             [--texts FILE.jsonl]   (every completion as {"gold", "completion"}, for verifier studies)
 
 #[path = "common/mod.rs"]
 mod common;
@@ -32,6 +33,7 @@ struct Args {
     threads: i32,
     out: Option<String>,
     baseline: Option<String>,
+    texts: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         threads: 2,
         out: None,
         baseline: None,
+        texts: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,8 +64,9 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--out" => a.out = Some(val()?),
             "--baseline" => a.baseline = Some(val()?),
+            "--texts" => a.texts = Some(val()?),
             "-h" | "--help" => {
-                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE]");
+                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE] [--texts FILE]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -117,10 +121,13 @@ fn run() -> Result<(), String> {
         ..Default::default()
     };
     let mut generator = Generator::new(model.clone(), &cp).map_err(|e| e.to_string())?;
-    let mut out = match &args.out {
-        Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("{p}: {e}"))?),
-        None => None,
+    let create = |p: &Option<String>| -> Result<Option<std::fs::File>, String> {
+        p.as_ref()
+            .map(|p| std::fs::File::create(p).map_err(|e| format!("{p}: {e}")))
+            .transpose()
     };
+    let mut out = create(&args.out)?;
+    let mut texts = create(&args.texts)?;
     println!(
         "model: {} | data: {file} ({} problems)",
         model.description(),
@@ -154,6 +161,12 @@ fn run() -> Result<(), String> {
                 .is_some_and(|s| s.correct)
         });
         correct_so_far += voted_correct as usize;
+        if let Some(f) = texts.as_mut() {
+            for s in &r.samples {
+                let line = serde_json::json!({"gold": p.gold, "completion": s.text});
+                writeln!(f, "{line}").map_err(|e| e.to_string())?;
+            }
+        }
         let rec = ProblemRecord {
             index,
             gold: p.gold.clone(),

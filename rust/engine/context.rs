@@ -266,10 +266,6 @@ impl Context {
         Ok(unsafe { std::slice::from_raw_parts(p, self.n_vocab) })
     }
 
-    pub(crate) fn as_ptr(&self) -> *mut sys::llama_context {
-        self.ptr.as_ptr()
-    }
-
     fn memory(&self) -> sys::llama_memory_t {
         // SAFETY: valid context pointer.
         unsafe { sys::llama_get_memory(self.ptr.as_ptr()) }

@@ -2,19 +2,17 @@
 //! decoding, per-sequence sampler chains and LoRA adapters.
 //!
 //! All `unsafe` code that talks to llama.cpp lives in this folder. Everything above it sees safe
-//! types: [`Model`] (shared, thread-safe), [`Context`] (one thread at a time), [`Batch`],
-//! [`SamplerChain`] and [`LoraAdapter`].
+//! types: [`Model`] (shared, thread-safe), [`Context`] (one thread at a time), [`Batch`] and
+//! [`LoraAdapter`]. Sampling happens above, on the logits rows (`generate::sampling`).
 
 mod backend;
 mod batch;
 mod context;
 mod lora;
 mod model;
-mod sampler;
 
 pub use backend::{init_backend, system_info};
 pub use batch::Batch;
 pub use context::{Context, ContextParams};
 pub use lora::LoraAdapter;
 pub use model::{ChatMessage, Model, ModelParams, Token};
-pub use sampler::{token_logprob, SamplerChain, SamplingParams};

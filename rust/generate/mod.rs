@@ -10,6 +10,7 @@ mod params;
 mod prompt;
 mod result;
 mod rollout;
+mod sampling;
 mod stop;
 mod vote;
 
@@ -18,4 +19,5 @@ pub use params::{BudgetForcing, ConsensusRule, RolloutParams};
 pub use prompt::{PromptFormat, PromptParams};
 pub use result::{FinishReason, GroupResult, SampleResult, VoteEntry};
 pub use rollout::{Generator, RolloutHooks, TokenEvent};
+pub use sampling::{token_logprob, Sampler, SamplingParams};
 pub use vote::{consensus_reached, VoteTally};

@@ -1,8 +1,8 @@
 //! Rollout parameters: sampling, per-sample limits, per-problem budgets, consensus, deadline.
 
 use super::prompt::PromptParams;
+use super::sampling::SamplingParams;
 use crate::answer::ExtractOptions;
-use crate::engine::SamplingParams;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 

@@ -3,9 +3,10 @@
 use super::answer_key::{verifier_answer_key, AnswerKey};
 use super::params::RolloutParams;
 use super::result::{FinishReason, GroupResult, SampleResult};
+use super::sampling::Sampler;
 use super::stop::{boxed_closed, contains_new_stop};
 use super::vote::{consensus_reached, VoteTally};
-use crate::engine::{token_logprob, Batch, Context, ContextParams, Model, SamplerChain, Token};
+use crate::engine::{Batch, Context, ContextParams, Model, Token};
 use crate::error::{Error, ErrorCode, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,7 +50,7 @@ pub struct Generator {
 
 /// Per-sample state while the group runs.
 struct SampleState {
-    chain: SamplerChain,
+    sampler: Sampler,
     tokens: Vec<Token>,
     logprobs: Vec<f32>,
     bytes: Vec<u8>,
@@ -168,7 +169,6 @@ impl Generator {
                 ctx.n_batch()
             )));
         }
-        let temperature = params.sampling.temperature;
         let cancel = hooks.cancel.clone();
         let cancelled_now = || {
             cancel
@@ -224,10 +224,7 @@ impl Generator {
         let mut states = Vec::with_capacity(n);
         for s in 0..n {
             states.push(SampleState {
-                chain: SamplerChain::new(
-                    &params.sampling,
-                    params.sampling.seed.wrapping_add(s as u32),
-                )?,
+                sampler: Sampler::new(&params.sampling, params.sampling.seed as u64 + s as u64)?,
                 tokens: Vec::new(),
                 logprobs: Vec::new(),
                 bytes: Vec::new(),
@@ -259,9 +256,7 @@ impl Generator {
                 let Some(idx) = st.logits_idx.take() else {
                     return Err(Error::new(ErrorCode::Internal, "sample without logits"));
                 };
-                let logits = ctx.logits(idx)?;
-                let tok = st.chain.sample(ctx, idx);
-                let lp = token_logprob(logits, tok, temperature);
+                let (tok, lp) = st.sampler.sample(ctx.logits(idx)?);
                 st.tokens.push(tok);
                 st.logprobs.push(lp);
                 st.sampled += 1;
