@@ -2,8 +2,10 @@
 //!
 //! Layers (dependencies point down): `ffi` (the C ABI) → `generate` (group rollouts with
 //! length-aware stopping), `reward` (the paper's rewards) → `engine` (llama.cpp), `answer` (the
-//! math verifier, pure). `error` is shared by all.
+//! math verifier, pure); `adapter` (PEFT / GGUF LoRA files) → `train` (the LoRA trainer core,
+//! which knows nothing of rollouts). `error` is shared by all.
 
+pub mod adapter;
 pub mod answer;
 pub mod engine;
 pub mod error;
@@ -11,6 +13,7 @@ pub mod ffi;
 pub mod generate;
 pub mod models;
 pub mod reward;
+pub mod train;
 
 pub use error::{Error, ErrorCode, Result};
 

@@ -26,6 +26,8 @@ pub struct ContextParams {
     pub n_threads: i32,
     /// Flash attention: -1 = let llama.cpp decide (auto), 0 = off, 1 = on.
     pub flash_attn: i32,
+    /// Keep the KV cache in F32 instead of F16 (exact reference computations).
+    pub kv_cache_f32: bool,
 }
 
 impl Default for ContextParams {
@@ -36,6 +38,7 @@ impl Default for ContextParams {
             n_seq_max: 16,
             n_threads: 0,
             flash_attn: -1,
+            kv_cache_f32: false,
         }
     }
 }
@@ -154,6 +157,10 @@ impl Context {
                 0 => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
                 _ => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
             };
+            if params.kv_cache_f32 {
+                cp.type_k = sys::GGML_TYPE_F32;
+                cp.type_v = sys::GGML_TYPE_F32;
+            }
             cp.abort_callback = Some(abort_requested);
             cp.abort_callback_data = (&*abort_flag as *const AtomicPtr<AtomicBool>) as *mut c_void;
             sys::llama_init_from_model(model.as_ptr(), cp)

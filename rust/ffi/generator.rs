@@ -127,6 +127,7 @@ pub unsafe extern "C" fn fmr_generator_new(
                 n_seq_max: p.n_seq_max,
                 n_threads: p.n_threads,
                 flash_attn: p.flash_attn,
+                ..ContextParams::default()
             };
         }
         // SAFETY: live handle per the contract.

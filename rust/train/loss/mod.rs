@@ -1,0 +1,10 @@
+//! Training losses over per-token log-probs: GRPO (clipped surrogate + k3 KL) and SFT.
+
+pub mod grpo;
+pub mod sft;
+
+pub use grpo::{
+    compute_advantages, grpo_loss_and_grad, grpo_loss_from_logprobs, Advantages, GrpoBatch,
+    GrpoConfig, GrpoSequence, GrpoStats, LossType, ScaleRewards,
+};
+pub use sft::{sft_loss_and_grad, sft_loss_from_logprobs, SftConfig, SftExample, SftStats};

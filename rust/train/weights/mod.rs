@@ -1,0 +1,14 @@
+//! Base-model weights: GGUF reading, ggml dequantization, compact frozen storage, and GGUF writing
+//! (F32 rewrite of a model, random-weight models of real architectures).
+
+pub mod ggml;
+pub mod model;
+pub mod random;
+pub mod tensor;
+pub mod writer;
+
+pub use ggml::{GgmlType, GgufFile};
+pub use model::{Arch, GgufModel, HyperParams, LayerWeights};
+pub use random::{write_random_gguf, RandomModelSpec};
+pub use tensor::QTensor;
+pub use writer::dequantize_gguf_to_f32;
