@@ -105,7 +105,7 @@ fn run() -> Result<(), String> {
         for &tg in &args.ntg {
             for &b in &args.npl {
                 let cp = ContextParams {
-                    n_ctx: (pp + b * tg + 16) as u32,
+                    n_ctx: (b * (pp + tg + 16)) as u32,
                     n_seq_max: b as u32,
                     n_threads: args.threads,
                     n_batch: 2048,

@@ -115,7 +115,7 @@ fn run() -> Result<(), String> {
     let path = fmr::models::resolve_model(&args.model).map_err(|e| e.to_string())?;
     let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
     let cp = ContextParams {
-        n_ctx: (1024 + params.n_samples * (params.max_tokens + 64)) as u32,
+        n_ctx: (params.n_samples * (1024 + params.max_tokens + 64)) as u32,
         n_seq_max: params.n_samples as u32,
         n_threads: args.threads,
         ..Default::default()

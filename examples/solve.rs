@@ -88,7 +88,7 @@ fn run() -> Result<(), String> {
     let n_ctx = if args.ctx > 0 {
         args.ctx
     } else {
-        (1024 + params.n_samples * (params.max_tokens + 64)) as u32
+        (params.n_samples * (1024 + params.max_tokens + 64)) as u32
     };
     let cp = ContextParams {
         n_ctx,

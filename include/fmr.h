@@ -56,7 +56,8 @@ typedef uint32_t fmr_error_code_t;
 typedef struct fmr_generator_params {
   // Size of this struct in bytes, set by `fmr_generator_default_params()`.
   uint32_t struct_size;
-  // KV cache size in tokens for all samples together; 0 = the model's training length.
+  // KV cache size in tokens for all samples together (each of the n_seq_max streams gets
+  // n_ctx / n_seq_max unless kv_unified); 0 = the model's training length.
   uint32_t n_ctx;
   // Largest batch of tokens per decode call.
   uint32_t n_batch;
@@ -66,6 +67,9 @@ typedef struct fmr_generator_params {
   int32_t n_threads;
   // Flash attention: -1 = auto (default), 0 = off, 1 = on.
   int32_t flash_attn;
+  // One KV buffer for all samples (true) or a stream of n_ctx / n_seq_max cells per sample
+  // (false, default: faster).
+  bool kv_unified;
 } fmr_generator_params;
 
 // One generated token, passed to `fmr_token_callback`. Valid only during the call.
@@ -337,7 +341,8 @@ const char *fmr_error_message(const struct fmr_error *err, size_t *len);
 // `err` is NULL or a live error not yet freed.
 void fmr_error_free(struct fmr_error *err);
 
-// Default generator parameters (n_ctx 4096, n_batch 2048, 16 samples, all cores).
+// Default generator parameters (n_ctx 4096, n_batch 2048, 16 samples, all cores, a KV
+// stream per sample).
 struct fmr_generator_params fmr_generator_default_params(void);
 
 // Empty hooks with `struct_size` set.

@@ -371,10 +371,10 @@ fn streaming_callback_sees_every_piece_and_can_cancel() {
 fn context_too_small_and_bad_params_are_errors() {
     let mut g = common::generator(256, 4);
     let e = g
-        .solve(STORY, &params(4, 128), RolloutHooks::default())
+        .solve(STORY, &params(4, 4000), RolloutHooks::default())
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ContextTooSmall);
-    assert!(e.message().contains("n_ctx 256"), "{}", e.message());
+    assert!(e.message().contains("n_seq_max 4"), "{}", e.message());
     let e = g
         .solve(STORY, &params(8, 8), RolloutHooks::default())
         .unwrap_err();

@@ -28,6 +28,11 @@ pub struct ContextParams {
     pub flash_attn: i32,
     /// Keep the KV cache in F32 instead of F16 (exact reference computations).
     pub kv_cache_f32: bool,
+    /// One KV buffer shared by all sequences (prompt cells shared, each sequence attends over
+    /// the whole buffer) instead of a stream per sequence of `n_ctx / n_seq_max` cells (the
+    /// prompt is copied into each stream; attention is cheaper). Off by default: faster for
+    /// groups of samples.
+    pub kv_unified: bool,
 }
 
 impl Default for ContextParams {
@@ -39,6 +44,7 @@ impl Default for ContextParams {
             n_threads: 0,
             flash_attn: -1,
             kv_cache_f32: false,
+            kv_unified: false,
         }
     }
 }
@@ -99,6 +105,7 @@ pub struct Context {
     ptr: NonNull<sys::llama_context>,
     model: Arc<Model>,
     n_ctx: u32,
+    n_ctx_seq: u32,
     n_batch: u32,
     n_seq_max: u32,
     n_vocab: usize,
@@ -135,7 +142,7 @@ unsafe extern "C" fn abort_requested(data: *mut c_void) -> bool {
 }
 
 impl Context {
-    /// Creates a context with a unified KV cache so that sequences can share a prompt's cells.
+    /// Creates a context.
     pub fn new(model: Arc<Model>, params: &ContextParams) -> Result<Context> {
         params.validate()?;
         let threads = params.threads();
@@ -150,7 +157,7 @@ impl Context {
             cp.n_seq_max = params.n_seq_max;
             cp.n_threads = threads;
             cp.n_threads_batch = threads;
-            cp.kv_unified = true;
+            cp.kv_unified = params.kv_unified;
             cp.no_perf = true;
             cp.flash_attn_type = match params.flash_attn {
                 1 => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
@@ -175,9 +182,10 @@ impl Context {
             )
         })?;
         // SAFETY: valid context pointer.
-        let (n_ctx, n_batch, n_seq_max) = unsafe {
+        let (n_ctx, n_ctx_seq, n_batch, n_seq_max) = unsafe {
             (
                 sys::llama_n_ctx(ptr.as_ptr()),
+                sys::llama_n_ctx_seq(ptr.as_ptr()),
                 sys::llama_n_batch(ptr.as_ptr()),
                 sys::llama_n_seq_max(ptr.as_ptr()),
             )
@@ -187,6 +195,7 @@ impl Context {
             ptr,
             model,
             n_ctx,
+            n_ctx_seq,
             n_batch,
             n_seq_max,
             n_vocab,
@@ -204,6 +213,11 @@ impl Context {
     /// KV cache size in tokens (all sequences together).
     pub fn n_ctx(&self) -> u32 {
         self.n_ctx
+    }
+
+    /// KV cells one sequence may use: `n_ctx` with a unified cache, else `n_ctx / n_seq_max`.
+    pub fn n_ctx_seq(&self) -> u32 {
+        self.n_ctx_seq
     }
 
     /// Largest number of tokens one [`Context::decode`] call may carry.
@@ -292,7 +306,8 @@ impl Context {
         }
     }
 
-    /// Makes sequence `dst` share all cached tokens of `src` (no copy in a unified cache).
+    /// Gives sequence `dst` all cached tokens of `src` (shared cells in a unified cache, a copy
+    /// into `dst`'s stream otherwise).
     pub fn copy_sequence(&mut self, src: i32, dst: i32) {
         // SAFETY: valid memory handle; ids were checked by the caller against n_seq_max.
         unsafe { sys::llama_memory_seq_cp(self.memory(), src, dst, -1, -1) }

@@ -22,7 +22,8 @@ pub struct fmr_generator {
 pub struct fmr_generator_params {
     /// Size of this struct in bytes, set by `fmr_generator_default_params()`.
     pub struct_size: u32,
-    /// KV cache size in tokens for all samples together; 0 = the model's training length.
+    /// KV cache size in tokens for all samples together (each of the n_seq_max streams gets
+    /// n_ctx / n_seq_max unless kv_unified); 0 = the model's training length.
     pub n_ctx: u32,
     /// Largest batch of tokens per decode call.
     pub n_batch: u32,
@@ -32,9 +33,13 @@ pub struct fmr_generator_params {
     pub n_threads: i32,
     /// Flash attention: -1 = auto (default), 0 = off, 1 = on.
     pub flash_attn: i32,
+    /// One KV buffer for all samples (true) or a stream of n_ctx / n_seq_max cells per sample
+    /// (false, default: faster).
+    pub kv_unified: bool,
 }
 
-/// Default generator parameters (n_ctx 4096, n_batch 2048, 16 samples, all cores).
+/// Default generator parameters (n_ctx 4096, n_batch 2048, 16 samples, all cores, a KV
+/// stream per sample).
 #[no_mangle]
 pub extern "C" fn fmr_generator_default_params() -> fmr_generator_params {
     let d = ContextParams::default();
@@ -45,6 +50,7 @@ pub extern "C" fn fmr_generator_default_params() -> fmr_generator_params {
         n_seq_max: d.n_seq_max,
         n_threads: d.n_threads,
         flash_attn: d.flash_attn,
+        kv_unified: d.kv_unified,
     }
 }
 
@@ -127,6 +133,7 @@ pub unsafe extern "C" fn fmr_generator_new(
                 n_seq_max: p.n_seq_max,
                 n_threads: p.n_threads,
                 flash_attn: p.flash_attn,
+                kv_unified: p.kv_unified,
                 ..ContextParams::default()
             };
         }

@@ -151,14 +151,34 @@ impl Generator {
             None => Vec::new(),
         };
         let per_sample = params.max_tokens_per_sample(forcing.len());
-        let needed = prompt.len() + n * per_sample;
-        if needed > ctx.n_ctx() as usize {
+        // A unified cache holds the prompt once plus every sample; a split one gives each sample
+        // a stream of n_ctx_seq cells holding its copy of the prompt.
+        let unified = ctx.n_ctx_seq() == ctx.n_ctx();
+        let (needed, room, what) = if unified {
+            (
+                prompt.len() + n * per_sample,
+                ctx.n_ctx(),
+                "n_ctx".to_string(),
+            )
+        } else {
+            (
+                prompt.len() + per_sample,
+                ctx.n_ctx_seq(),
+                format!(
+                    "the per-sequence context {} (n_ctx {} / n_seq_max {})",
+                    ctx.n_ctx_seq(),
+                    ctx.n_ctx(),
+                    ctx.n_seq_max()
+                ),
+            )
+        };
+        if needed > room as usize {
             return Err(Error::new(
                 ErrorCode::ContextTooSmall,
                 format!(
-                    "context too small: prompt {} tokens + {n} samples x {per_sample} tokens = {needed} > n_ctx {}",
+                    "context too small: prompt {} tokens + {} x {per_sample} generated tokens = {needed} > {what}",
                     prompt.len(),
-                    ctx.n_ctx()
+                    if unified { n } else { 1 },
                 ),
             ));
         }
@@ -248,15 +268,12 @@ impl Generator {
             .map(|ms| start + std::time::Duration::from_millis(ms));
 
         while !cancelled {
+            let draws = draw_all(ctx, &mut states)?;
             batch.clear();
             for (s, st) in states.iter_mut().enumerate() {
-                if st.finish.is_some() {
+                let Some((tok, lp)) = draws[s] else {
                     continue;
-                }
-                let Some(idx) = st.logits_idx.take() else {
-                    return Err(Error::new(ErrorCode::Internal, "sample without logits"));
                 };
-                let (tok, lp) = st.sampler.sample(ctx.logits(idx)?);
                 st.tokens.push(tok);
                 st.logprobs.push(lp);
                 st.sampled += 1;
@@ -448,6 +465,64 @@ fn forced_len_bytes(model: &Model, forcing: &[Token]) -> usize {
         .iter()
         .map(|&t| model.token_bytes(t, true).len())
         .sum()
+}
+
+/// Samples the next token of every running sample from its logits row, spreading the samples
+/// over the machine's cores (the rows are independent and each sampler owns its RNG, so the
+/// result does not depend on the split). Entry `s` is `None` for finished samples.
+fn draw_all(ctx: &Context, states: &mut [SampleState]) -> Result<Vec<Option<(Token, f32)>>> {
+    let mut draws: Vec<Option<(Token, f32)>> = vec![None; states.len()];
+    let mut jobs: Vec<(usize, &mut Sampler, &[f32])> = Vec::new();
+    for (s, st) in states.iter_mut().enumerate() {
+        if st.finish.is_some() {
+            continue;
+        }
+        let idx = st
+            .logits_idx
+            .take()
+            .ok_or_else(|| Error::new(ErrorCode::Internal, "sample without logits"))?;
+        jobs.push((s, &mut st.sampler, ctx.logits(idx)?));
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if jobs.len() < 4 || threads < 2 {
+        for (s, sampler, row) in jobs {
+            draws[s] = Some(sampler.sample(row));
+        }
+        return Ok(draws);
+    }
+    let per = jobs.len().div_ceil(threads);
+    let results: Vec<Option<Vec<(usize, (Token, f32))>>> = std::thread::scope(|scope| {
+        let mut chunks = jobs.chunks_mut(per);
+        let first = chunks.next();
+        let handles: Vec<_> = chunks
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter_mut()
+                        .map(|(s, sampler, row)| (*s, sampler.sample(row)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = vec![first.map(|chunk| {
+            chunk
+                .iter_mut()
+                .map(|(s, sampler, row)| (*s, sampler.sample(row)))
+                .collect::<Vec<_>>()
+        })];
+        out.extend(handles.into_iter().map(|h| h.join().ok()));
+        out
+    });
+    for part in results {
+        let part =
+            part.ok_or_else(|| Error::new(ErrorCode::Internal, "a sampling thread panicked"))?;
+        for (s, d) in part {
+            draws[s] = Some(d);
+        }
+    }
+    Ok(draws)
 }
 
 fn batch_capacity(ctx: &Context) -> usize {

@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
     expect_error("solve top_p out of range", fmr_generator_solve(gen, problem, strlen(problem), p_range,
                                                                 strlen(p_range), NULL, &res),
                  FMR_ERR_INVALID_ARGUMENT);
-    const char *p_big = "{\"n_samples\": 4, \"max_tokens\": 200}";
+    const char *p_big = "{\"n_samples\": 4, \"max_tokens\": 5000}";
     expect_error("solve context too small", fmr_generator_solve(gen, problem, strlen(problem), p_big,
                                                                strlen(p_big), NULL, &res),
                  FMR_ERR_CONTEXT_TOO_SMALL);
