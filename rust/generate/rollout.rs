@@ -467,11 +467,14 @@ fn forced_len_bytes(model: &Model, forcing: &[Token]) -> usize {
         .sum()
 }
 
+/// A sampled token and its log-probability.
+type Draw = (Token, f32);
+
 /// Samples the next token of every running sample from its logits row, spreading the samples
 /// over the machine's cores (the rows are independent and each sampler owns its RNG, so the
 /// result does not depend on the split). Entry `s` is `None` for finished samples.
-fn draw_all(ctx: &Context, states: &mut [SampleState]) -> Result<Vec<Option<(Token, f32)>>> {
-    let mut draws: Vec<Option<(Token, f32)>> = vec![None; states.len()];
+fn draw_all(ctx: &Context, states: &mut [SampleState]) -> Result<Vec<Option<Draw>>> {
+    let mut draws: Vec<Option<Draw>> = vec![None; states.len()];
     let mut jobs: Vec<(usize, &mut Sampler, &[f32])> = Vec::new();
     for (s, st) in states.iter_mut().enumerate() {
         if st.finish.is_some() {
@@ -493,7 +496,7 @@ fn draw_all(ctx: &Context, states: &mut [SampleState]) -> Result<Vec<Option<(Tok
         return Ok(draws);
     }
     let per = jobs.len().div_ceil(threads);
-    let results: Vec<Option<Vec<(usize, (Token, f32))>>> = std::thread::scope(|scope| {
+    let results: Vec<Option<Vec<(usize, Draw)>>> = std::thread::scope(|scope| {
         let mut chunks = jobs.chunks_mut(per);
         let first = chunks.next();
         let handles: Vec<_> = chunks
