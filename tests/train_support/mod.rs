@@ -69,6 +69,7 @@ impl LlamaRef {
             n_threads: 2,
             flash_attn: 0,
             kv_cache_f32: true,
+            kv_unified: false,
         };
         let mut ctx = Context::new(m.clone(), &cp).expect("context");
         if let Some(a) = adapter {
