@@ -441,7 +441,9 @@ struct fmr_error *fmr_result_sample_text(const struct fmr_result *result,
                                          const char **text,
                                          size_t *len);
 
-// The answer extracted from sample `i`; `*text` is NULL and `*len` 0 when there is none.
+// The answer key of sample `i`: the verifier's canonical form of the extracted answer
+// (`q:224` for the number 224, `q:1/2` for one half, `t:…` for text, …) so that equal keys mean
+// equal answers. `*text` is NULL and `*len` 0 when the sample stated no answer.
 //
 // # Safety
 // `result` is live; `text` and `len` are writable.
@@ -474,7 +476,8 @@ struct fmr_error *fmr_result_sample_info(const struct fmr_result *result,
 // `result` is NULL or live.
 size_t fmr_result_n_votes(const struct fmr_result *result);
 
-// The `i`-th answer by descending votes (index 0 is the voted answer) and its vote count.
+// The `i`-th answer key by descending votes (index 0 is the voted answer) and its vote count.
+// Keys are canonical forms, as for `fmr_result_sample_answer`.
 //
 // # Safety
 // `result` is live; `text`, `len` and `count` are writable.

@@ -166,7 +166,9 @@ pub unsafe extern "C" fn fmr_result_sample_text(
     })
 }
 
-/// The answer extracted from sample `i`; `*text` is NULL and `*len` 0 when there is none.
+/// The answer key of sample `i`: the verifier's canonical form of the extracted answer
+/// (`q:224` for the number 224, `q:1/2` for one half, `t:…` for text, …) so that equal keys mean
+/// equal answers. `*text` is NULL and `*len` 0 when the sample stated no answer.
 ///
 /// # Safety
 /// `result` is live; `text` and `len` are writable.
@@ -270,7 +272,8 @@ pub unsafe extern "C" fn fmr_result_n_votes(result: *const fmr_result) -> usize 
     })
 }
 
-/// The `i`-th answer by descending votes (index 0 is the voted answer) and its vote count.
+/// The `i`-th answer key by descending votes (index 0 is the voted answer) and its vote count.
+/// Keys are canonical forms, as for `fmr_result_sample_answer`.
 ///
 /// # Safety
 /// `result` is live; `text`, `len` and `count` are writable.

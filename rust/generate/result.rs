@@ -59,7 +59,8 @@ pub struct SampleResult {
     pub logprobs: Vec<f32>,
     /// Why the sample stopped.
     pub finish_reason: FinishReason,
-    /// The answer key extracted from `text`, if any.
+    /// The answer key of `text`, if it states an answer: with the default key, the verifier's
+    /// canonical form (`q:224` for 224, `q:1/2` for one half, `t:…` for text).
     pub answer: Option<String>,
     /// Number of tokens appended by budget forcing (0 if none).
     pub forced_tokens: usize,
