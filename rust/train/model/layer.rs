@@ -1,5 +1,6 @@
 //! One transformer block: forward (optionally keeping activations) and backward for LoRA.
 
+use super::layout::Layout;
 use crate::train::cpu::attention::{
     attention_bwd, attention_fwd, to_head_major, to_token_major, AttnShape,
 };
@@ -144,7 +145,29 @@ pub(crate) struct BlockCtx<'a> {
     pub seqs: &'a [(usize, usize)],
 }
 
-impl BlockCtx<'_> {
+impl<'a> BlockCtx<'a> {
+    /// The context of block `layer` for the tokens laid out in `lay`.
+    pub(crate) fn new(
+        hp: &'a HyperParams,
+        lw: &'a LayerWeights,
+        dense: &'a DenseLayer,
+        lora: Option<&'a LoraWeights>,
+        layer: usize,
+        rope: &'a RopeTable,
+        lay: &'a Layout,
+    ) -> Self {
+        BlockCtx {
+            hp,
+            lw,
+            dense,
+            lora,
+            layer,
+            rope,
+            pos: &lay.pos,
+            seqs: &lay.seqs,
+        }
+    }
+
     fn attn_shape(&self) -> AttnShape {
         AttnShape {
             n_head: self.hp.n_head,

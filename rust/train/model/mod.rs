@@ -163,16 +163,7 @@ impl Transformer {
             let mut acts = Acts::default();
             for (l, lw) in m.layers.iter().enumerate() {
                 dense.load(lw)?;
-                let ctx = BlockCtx {
-                    hp: &m.hp,
-                    lw,
-                    dense: &dense,
-                    lora,
-                    layer: l,
-                    rope: &rope,
-                    pos: &lay.pos,
-                    seqs: &lay.seqs,
-                };
+                let ctx = BlockCtx::new(&m.hp, lw, &dense, lora, l, &rope, &lay);
                 ctx.forward(&h, &mut acts, &mut next);
                 std::mem::swap(&mut h, &mut next);
             }
@@ -236,16 +227,7 @@ impl Transformer {
             let mut acts = Acts::default();
             for (l, lw) in m.layers.iter().enumerate() {
                 dense.load(lw)?;
-                let ctx = BlockCtx {
-                    hp,
-                    lw,
-                    dense: &dense,
-                    lora: Some(lora),
-                    layer: l,
-                    rope: &rope,
-                    pos: &lay.pos,
-                    seqs: &lay.seqs,
-                };
+                let ctx = BlockCtx::new(hp, lw, &dense, Some(lora), l, &rope, &lay);
                 let (done, rest) = hs.split_at_mut((l + 1) * n * d);
                 ctx.forward(&done[l * n * d..], &mut acts, &mut rest[..n * d]);
             }
@@ -280,16 +262,7 @@ impl Transformer {
             let mut out = vec![0f32; n * d];
             for (l, lw) in m.layers.iter().enumerate().rev() {
                 dense.load(lw)?;
-                let ctx = BlockCtx {
-                    hp,
-                    lw,
-                    dense: &dense,
-                    lora: Some(lora),
-                    layer: l,
-                    rope: &rope,
-                    pos: &lay.pos,
-                    seqs: &lay.seqs,
-                };
+                let ctx = BlockCtx::new(hp, lw, &dense, Some(lora), l, &rope, &lay);
                 let h_in = &hs[l * n * d..(l + 1) * n * d];
                 ctx.forward(h_in, &mut acts, &mut out);
                 ctx.backward(h_in, &acts, &mut scratch, &mut dh, grads);
