@@ -25,14 +25,7 @@ pub fn logprobs(
     let mut logits = vec![0f32; chunk * v];
     for (ci, rs) in rows.chunks(chunk).enumerate() {
         let c = rs.len();
-        gather(xf, d, rs, &mut xc[..c * d]);
-        gemm(
-            1.0,
-            Mat::new(&xc[..c * d], c, d),
-            Mat::new(w, v, d).t(),
-            0.0,
-            MatMut::new(&mut logits[..c * v], c, v),
-        );
+        chunk_logits(xf, d, rs, w, v, &mut xc[..c * d], &mut logits[..c * v]);
         out[ci * chunk..ci * chunk + c]
             .par_iter_mut()
             .zip(logits.par_chunks(v))
@@ -75,14 +68,7 @@ pub fn logprobs_bwd(
     for (ci, rs) in rows.chunks(chunk).enumerate() {
         let c = rs.len();
         let g = &dlogp[ci * chunk..ci * chunk + c];
-        gather(xf, d, rs, &mut xc[..c * d]);
-        gemm(
-            1.0,
-            Mat::new(&xc[..c * d], c, d),
-            Mat::new(w, v, d).t(),
-            0.0,
-            MatMut::new(&mut logits[..c * v], c, v),
-        );
+        chunk_logits(xf, d, rs, w, v, &mut xc[..c * d], &mut logits[..c * v]);
         logits[..c * v]
             .par_chunks_mut(v)
             .zip(rs.par_iter())
@@ -110,6 +96,28 @@ pub fn logprobs_bwd(
             }
         }
     }
+}
+
+/// Logits `[c, v]` of the `c = rs.len()` scored rows: gathers their hidden states into `xc`
+/// (`[c, d]`) and multiplies by the output projection `w` (`[v, d]`).
+fn chunk_logits(
+    xf: &[f32],
+    d: usize,
+    rs: &[(usize, u32)],
+    w: &[f32],
+    v: usize,
+    xc: &mut [f32],
+    logits: &mut [f32],
+) {
+    let c = rs.len();
+    gather(xf, d, rs, xc);
+    gemm(
+        1.0,
+        Mat::new(xc, c, d),
+        Mat::new(w, v, d).t(),
+        0.0,
+        MatMut::new(logits, c, v),
+    );
 }
 
 fn gather(xf: &[f32], d: usize, rs: &[(usize, u32)], xc: &mut [f32]) {

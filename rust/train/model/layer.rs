@@ -168,6 +168,19 @@ impl<'a> BlockCtx<'a> {
         }
     }
 
+    /// (tokens, n_embd, q dim, kv dim, n_ff, head dim).
+    fn dims(&self) -> (usize, usize, usize, usize, usize, usize) {
+        let hp = self.hp;
+        (
+            self.pos.len(),
+            hp.n_embd,
+            hp.q_dim(),
+            hp.kv_dim(),
+            hp.n_ff,
+            hp.head_dim,
+        )
+    }
+
     fn attn_shape(&self) -> AttnShape {
         AttnShape {
             n_head: self.hp.n_head,
@@ -277,14 +290,7 @@ impl<'a> BlockCtx<'a> {
     /// activation needed by [`Self::backward`] in `a`.
     pub fn forward(&self, h: &[f32], a: &mut Acts, out: &mut [f32]) {
         let hp = self.hp;
-        let (n, d, qd, kvd, ff, hd) = (
-            self.pos.len(),
-            hp.n_embd,
-            hp.q_dim(),
-            hp.kv_dim(),
-            hp.n_ff,
-            hp.head_dim,
-        );
+        let (n, d, qd, kvd, ff, hd) = self.dims();
         rmsnorm_fwd(
             h,
             &self.lw.attn_norm,
@@ -351,14 +357,7 @@ impl<'a> BlockCtx<'a> {
         grads: &mut LoraWeights,
     ) {
         let hp = self.hp;
-        let (n, d, qd, kvd, ff, hd) = (
-            self.pos.len(),
-            hp.n_embd,
-            hp.q_dim(),
-            hp.kv_dim(),
-            hp.n_ff,
-            hp.head_dim,
-        );
+        let (n, d, qd, kvd, ff, hd) = self.dims();
         let [uq, uk, uv, uo, ug, uu, udn] = &a.lora_u;
         // MLP: out = h2 + down(swiglu(gate(xn2), up(xn2)))
         let dh2 = sized(&mut g.dh2, n * d);
