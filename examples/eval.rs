@@ -11,6 +11,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "eval_heldout.rs"]
+mod heldout;
 
 use common::progress::Progress;
 use fmr::answer::{verify_completion, VerifyOptions};
@@ -34,6 +36,9 @@ struct Args {
     out: Option<String>,
     baseline: Option<String>,
     texts: Option<String>,
+    config: Option<String>,
+    adapter: Option<String>,
+    temperature: f32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +51,9 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         baseline: None,
         texts: None,
+        config: None,
+        adapter: None,
+        temperature: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,8 +73,13 @@ fn parse_args() -> Result<Args, String> {
             "--out" => a.out = Some(val()?),
             "--baseline" => a.baseline = Some(val()?),
             "--texts" => a.texts = Some(val()?),
+            "--config" => a.config = Some(val()?),
+            "--adapter" => a.adapter = Some(val()?),
+            "--temperature" => {
+                a.temperature = val()?.parse().map_err(|e| format!("--temperature: {e}"))?
+            }
             "-h" | "--help" => {
-                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE] [--texts FILE]");
+                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE] [--texts FILE] [--adapter GGUF|PEFT_DIR|CHECKPOINT]\n       eval --config RUN.json --file HELDOUT.jsonl [--adapter ...] [--temperature T] [--limit N] [--out ROWS.jsonl]   (held-out report: accuracy, format rate, tokens)");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -99,6 +112,9 @@ struct ProblemRecord {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
+    if args.config.is_some() {
+        return heldout::run(&args);
+    }
     let file = args
         .file
         .clone()
@@ -121,6 +137,14 @@ fn run() -> Result<(), String> {
         ..Default::default()
     };
     let mut generator = Generator::new(model.clone(), &cp).map_err(|e| e.to_string())?;
+    if let Some(a) = &args.adapter {
+        let adapter = fmr::recipe::load_engine_adapter(model.clone(), &path, a.as_ref())
+            .map_err(|e| e.to_string())?;
+        generator
+            .context_mut()
+            .set_adapters(&[(adapter, 1.0)])
+            .map_err(|e| e.to_string())?;
+    }
     let create = |p: &Option<String>| -> Result<Option<std::fs::File>, String> {
         p.as_ref()
             .map(|p| std::fs::File::create(p).map_err(|e| format!("{p}: {e}")))

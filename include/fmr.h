@@ -49,6 +49,9 @@ typedef struct fmr_model fmr_model;
 // pointer an accessor returns stays valid until `fmr_result_free`.
 typedef struct fmr_result fmr_result;
 
+// A trainer. Not thread-safe: one call at a time.
+typedef struct fmr_trainer fmr_trainer;
+
 // Error codes (`fmr_error_code`). Fixed values, never reused.
 typedef uint32_t fmr_error_code_t;
 
@@ -150,6 +153,39 @@ typedef struct fmr_group_stats {
   // Seconds spent on the prompt.
   double prompt_seconds;
 } fmr_group_stats;
+
+// Stage of a trainer (`fmr_trainer_new`).
+typedef uint32_t fmr_stage;
+
+// What a reward callback sees for one completion. Strings are UTF-8 and NUL-terminated, with
+// their byte lengths (an embedded NUL in generated text is replaced by a space); they live for
+// the duration of the call only.
+typedef struct fmr_reward_input {
+  uint32_t struct_size;
+  const char *problem;
+  size_t problem_len;
+  const char *answer;
+  size_t answer_len;
+  const char *completion;
+  size_t completion_len;
+  size_t completion_tokens;
+} fmr_reward_input;
+
+// Host reward: write the reward to `*reward` and return true; return false to fail the step
+// (it then changes nothing and returns an error). Called on the thread running the step.
+typedef bool (*fmr_reward_callback)(const struct fmr_reward_input *input,
+                                    void *user_data,
+                                    double *reward);
+
+// Progress of `fmr_trainer_run`: the finished step's metrics as JSON (valid during the call).
+// Return false to stop after this step (checkpoint and adapters are still written).
+typedef bool (*fmr_progress_callback)(const char *metrics_json, size_t len, void *user_data);
+
+// Why `fmr_trainer_run` returned successfully.
+typedef uint32_t fmr_run_end;
+
+// Adapter file formats (`fmr_trainer_save_adapter`).
+typedef uint32_t fmr_adapter_format;
 
 // Why the verifier decided as it did (`fmr_verdict.reason`). Fixed values, never reused.
 typedef uint32_t fmr_verdict_reason;
@@ -254,6 +290,30 @@ typedef struct fmr_reward_scores {
 
 // The caller cancelled.
 #define FMR_FINISH_CANCELLED 8
+
+// Supervised fine-tuning on (problem, solution) rows.
+#define FMR_STAGE_SFT 1
+
+// GRPO with the paper's rewards.
+#define FMR_STAGE_GRPO 2
+
+// PEFT folder: `adapter_model.safetensors` + `adapter_config.json`.
+#define FMR_ADAPTER_PEFT 1
+
+// One GGUF LoRA file that llama.cpp loads.
+#define FMR_ADAPTER_GGUF 2
+
+// An fmr checkpoint (adapter, optimizer, RNG, data position) in one safetensors file.
+#define FMR_ADAPTER_CHECKPOINT 3
+
+// All planned steps done.
+#define FMR_RUN_FINISHED 1
+
+// `max_minutes` reached.
+#define FMR_RUN_TIME_LIMIT 2
+
+// The progress callback returned false.
+#define FMR_RUN_STOPPED 3
 
 // Normalized strings are identical.
 #define FMR_VERDICT_EXACT_STRING 1
@@ -511,6 +571,92 @@ void fmr_result_free(struct fmr_result *result);
 // # Safety
 // `s` is NULL or a string returned by fmr with this `len`, not yet freed.
 void fmr_string_free(char *s, size_t len);
+
+// Creates a trainer from a run configuration (JSON, see configs/ and docs in README):
+// loads the model, the data (`data.train`), and resumes from `out_dir/checkpoint.safetensors`
+// when it exists and `resume` is true. `stage` is `FMR_STAGE_SFT` or `FMR_STAGE_GRPO`.
+// On success writes a new handle to `*out` (release with `fmr_trainer_free`).
+//
+// # Safety
+// `config_json` is valid for `config_json_len` bytes; `out` is writable.
+struct fmr_error *fmr_trainer_new(const char *config_json,
+                                  size_t config_json_len,
+                                  fmr_stage stage,
+                                  struct fmr_trainer **out);
+
+// Releases a trainer. NULL is a no-op.
+//
+// # Safety
+// `trainer` is NULL or a live handle not in use by another thread.
+void fmr_trainer_free(struct fmr_trainer *trainer);
+
+// Sets the host reward added to the built-in rewards with weight `weight` (GRPO). A NULL
+// `callback` removes it. `user_data` is passed back untouched.
+//
+// # Safety
+// `trainer` is live; `callback` and `user_data` stay valid while the trainer may call them.
+struct fmr_error *fmr_trainer_set_reward_callback(struct fmr_trainer *trainer,
+                                                  fmr_reward_callback callback,
+                                                  void *user_data,
+                                                  double weight);
+
+// Runs one optimizer step. `batch_json` (may be empty) is a JSON array of rows
+// `{"problem": …, "answer": …}` (GRPO) or `{"problem": …, "solution": …}` (SFT); empty means
+// the next rows of the run's data. `cancel` may be NULL. When `metrics_json`/`metrics_len` are
+// not NULL they receive the step's metrics as JSON (release with `fmr_string_free`); for GRPO
+// the object also holds `"rollouts"` (each completion with its rewards and advantage).
+// A cancelled step changes nothing and returns `FMR_ERR_CANCELLED`.
+//
+// # Safety
+// `trainer` is live and used by no other thread; `batch_json` is valid for its length;
+// `cancel` is NULL or live; the out-pointers are NULL or writable.
+struct fmr_error *fmr_trainer_step(struct fmr_trainer *trainer,
+                                   const char *batch_json,
+                                   size_t batch_json_len,
+                                   const struct fmr_cancel_flag *cancel,
+                                   char **metrics_json,
+                                   size_t *metrics_len);
+
+// Runs steps until the plan (`max_steps`, SFT epochs) or `max_minutes` is reached, `progress`
+// returns false, or `cancel` is set (returns `FMR_ERR_CANCELLED` after checkpointing the last
+// finished step). Checkpoints every `checkpoint_every` steps; at the end writes the
+// checkpoint, `adapter/` (PEFT), `adapter.gguf` and `chart.png` in `out_dir`. `progress`,
+// `cancel` and `end` may be NULL; `*end` receives an `FMR_RUN_*` value.
+//
+// # Safety
+// `trainer` is live and used by no other thread; `cancel` is NULL or live; `end` is NULL or
+// writable.
+struct fmr_error *fmr_trainer_run(struct fmr_trainer *trainer,
+                                  fmr_progress_callback progress,
+                                  void *user_data,
+                                  const struct fmr_cancel_flag *cancel,
+                                  fmr_run_end *end);
+
+// Optimizer steps taken (resumed steps included); 0 for NULL.
+//
+// # Safety
+// `trainer` is NULL or live.
+uint64_t fmr_trainer_step_count(const struct fmr_trainer *trainer);
+
+// Writes the adapter being trained to `path` (UTF-8) in `format` (`FMR_ADAPTER_*`): a folder
+// for PEFT, a file otherwise. Files are written atomically.
+//
+// # Safety
+// `trainer` is live; `path` is valid for `path_len` bytes.
+struct fmr_error *fmr_trainer_save_adapter(const struct fmr_trainer *trainer,
+                                           const char *path,
+                                           size_t path_len,
+                                           fmr_adapter_format format);
+
+// Replaces the adapter being trained with one from a PEFT folder or an fmr checkpoint file
+// (same rank and targets as the run). The optimizer state is kept; the engine switches to it
+// before the next rollout.
+//
+// # Safety
+// `trainer` is live and used by no other thread; `path` is valid for `path_len` bytes.
+struct fmr_error *fmr_trainer_load_adapter(struct fmr_trainer *trainer,
+                                           const char *path,
+                                           size_t path_len);
 
 // Compares a predicted answer with a gold answer. With `is_completion` the prediction is a
 // whole model output and its answer is extracted first (last `\boxed{}` after `</think>`,

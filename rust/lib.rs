@@ -12,6 +12,7 @@ pub mod error;
 pub mod ffi;
 pub mod generate;
 pub mod models;
+pub mod recipe;
 pub mod reward;
 pub mod train;
 

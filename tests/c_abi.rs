@@ -51,6 +51,34 @@ fn run(cmd: &mut Command) -> String {
 }
 
 #[test]
+fn c_example_runs_two_grpo_steps_with_a_host_reward() {
+    let dir = common::TempDir::new("c-grpo");
+    let exe = dir.0.join("grpo");
+    compile("cc", "c11", "examples/c/grpo.c", &exe, &[]);
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/recipe_grpo.jsonl"
+    );
+    let out_dir = dir.0.join("run");
+    let out = run(Command::new(&exe)
+        .arg(common::smollm2_path())
+        .arg(data)
+        .arg(&out_dir));
+    assert!(out.contains("step 1 (host batch)"), "{out}");
+    assert!(out.contains("step 2 (sampled batch)"), "{out}");
+    // 2 steps x 2 prompts x 4 completions, each scored once by the host reward.
+    assert!(out.contains("host reward calls: 16"), "{out}");
+    assert!(out.contains("steps taken: 2"), "{out}");
+    assert!(out_dir.join("adapter-c.gguf").is_file());
+    assert!(out_dir
+        .join("adapter-c/adapter_model.safetensors")
+        .is_file());
+    assert!(out_dir.join("adapter-c/adapter_config.json").is_file());
+    let metrics = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+}
+
+#[test]
 fn c_example_solves_a_problem() {
     let dir = common::TempDir::new("c-solve");
     let exe = dir.0.join("solve");
@@ -70,6 +98,22 @@ fn c_bad_inputs_give_errors_not_crashes() {
     let exe = dir.0.join("abi_errors");
     compile("cc", "c11", "tests/c/abi_errors.c", &exe, &[]);
     let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
+fn c_trainer_rejects_bad_input_without_side_effects() {
+    let dir = common::TempDir::new("c-trainer-errors");
+    let exe = dir.0.join("trainer_errors");
+    compile("cc", "c11", "tests/c/trainer_errors.c", &exe, &[]);
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/recipe_grpo.jsonl"
+    );
+    let out = run(Command::new(&exe)
+        .arg(common::smollm2_path())
+        .arg(data)
+        .arg(dir.0.join("run")));
     assert!(out.contains("0 failures"), "{out}");
 }
 

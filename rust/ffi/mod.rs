@@ -14,6 +14,7 @@ pub mod generator;
 pub mod model;
 pub mod result;
 pub mod strings;
+pub mod trainer;
 pub mod verify;
 pub mod version;
 
