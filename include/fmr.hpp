@@ -198,6 +198,78 @@ class Generator {
     std::unique_ptr<fmr_generator, detail::Deleter<fmr_generator, fmr_generator_free>> handle_;
 };
 
+/// Host reward: (problem, gold answer, completion, completion tokens) -> reward.
+using RewardCallback =
+    std::function<double(std::string_view problem, std::string_view answer, std::string_view completion,
+                         size_t completion_tokens)>;
+/// Progress of Trainer::run: one step's metrics as JSON -> keep going?
+using ProgressCallback = std::function<bool(std::string_view metrics_json)>;
+
+/// The SFT or GRPO loop of the recipe; one call at a time. Callbacks must outlive the trainer's
+/// use of them (the trainer keeps the reward callback until it is replaced or destroyed).
+class Trainer {
+  public:
+    /// `stage` is FMR_STAGE_SFT or FMR_STAGE_GRPO; `config_json` a run configuration.
+    Trainer(std::string_view config_json, fmr_stage stage) {
+        fmr_trainer *raw = nullptr;
+        detail::check(fmr_trainer_new(config_json.data(), config_json.size(), stage, &raw));
+        handle_.reset(raw);
+    }
+    /// Adds a host reward with `weight`; an exception inside it fails the step (no update).
+    void set_reward(RewardCallback cb, double weight) {
+        reward_ = std::make_unique<RewardCallback>(std::move(cb));
+        detail::check(fmr_trainer_set_reward_callback(handle_.get(), &Trainer::reward_trampoline,
+                                                      reward_.get(), weight));
+    }
+    /// One optimizer step on `batch_json` (empty: the next rows of the run's data); returns the
+    /// step's metrics as JSON.
+    std::string step(std::string_view batch_json = {}, const CancelFlag *cancel = nullptr) {
+        char *json = nullptr;
+        size_t len = 0;
+        detail::check(fmr_trainer_step(handle_.get(), batch_json.data(), batch_json.size(),
+                                       cancel ? cancel->get() : nullptr, &json, &len));
+        std::string out(json, len);
+        fmr_string_free(json, len);
+        return out;
+    }
+    /// Runs to the end of the plan; returns an FMR_RUN_* value.
+    fmr_run_end run(ProgressCallback progress = {}, const CancelFlag *cancel = nullptr) {
+        fmr_run_end end = 0;
+        detail::check(fmr_trainer_run(handle_.get(), progress ? &Trainer::progress_trampoline : nullptr,
+                                      progress ? &progress : nullptr, cancel ? cancel->get() : nullptr, &end));
+        return end;
+    }
+    void save_adapter(std::string_view path, fmr_adapter_format format) const {
+        detail::check(fmr_trainer_save_adapter(handle_.get(), path.data(), path.size(), format));
+    }
+    void load_adapter(std::string_view path) {
+        detail::check(fmr_trainer_load_adapter(handle_.get(), path.data(), path.size()));
+    }
+    uint64_t steps() const noexcept { return fmr_trainer_step_count(handle_.get()); }
+
+  private:
+    static bool reward_trampoline(const fmr_reward_input *in, void *user_data, double *reward) {
+        auto *cb = static_cast<RewardCallback *>(user_data);
+        try {
+            *reward = (*cb)(std::string_view(in->problem, in->problem_len), std::string_view(in->answer, in->answer_len),
+                            std::string_view(in->completion, in->completion_len), in->completion_tokens);
+            return true;
+        } catch (...) {
+            return false; // the step fails with an error instead of unwinding through C
+        }
+    }
+    static bool progress_trampoline(const char *json, size_t len, void *user_data) {
+        auto *cb = static_cast<ProgressCallback *>(user_data);
+        try {
+            return (*cb)(std::string_view(json, len));
+        } catch (...) {
+            return false;
+        }
+    }
+    std::unique_ptr<RewardCallback> reward_;
+    std::unique_ptr<fmr_trainer, detail::Deleter<fmr_trainer, fmr_trainer_free>> handle_;
+};
+
 } // namespace fmr
 
 #endif // FMR_HPP

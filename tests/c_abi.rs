@@ -139,7 +139,14 @@ fn cpp_layer_works_and_turns_errors_into_exceptions() {
     let dir = common::TempDir::new("cpp-wrapper");
     let exe = dir.0.join("cpp_wrapper");
     compile("c++", "c++17", "tests/c/cpp_wrapper.cpp", &exe, &[]);
-    let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/recipe_sft.jsonl"
+    );
+    let out = run(Command::new(&exe)
+        .arg(common::smollm2_path())
+        .arg(data)
+        .arg(dir.0.join("run")));
     assert!(out.contains("0 failures"), "{out}");
 }
 

@@ -199,7 +199,8 @@ pub const PRESETS: [&str; 2] = ["paper", "small"];
 impl RunConfig {
     /// The configuration a preset starts from. `paper` = [`RunConfig::default`]; `small` scales
     /// the recipe down for SmolLM2-135M on a 2-core CPU: 4 prompts × 8 completions of at most 256
-    /// tokens per step, cosine reward length in tokens (L_max 256), LoRA lr 2e-4.
+    /// tokens per step, cosine reward length in tokens (L_max 256), format reward without
+    /// `</think>` (SmolLM2 does not think in tags), LoRA lr 2e-4.
     pub fn preset(name: &str) -> Result<RunConfig> {
         let mut c = RunConfig::default();
         match name {
@@ -221,6 +222,7 @@ impl RunConfig {
                 c.grpo.max_completion_tokens = 256;
                 c.grpo.rewards.length_unit = crate::reward::LengthUnit::Tokens;
                 c.grpo.rewards.cosine.max_len = 256;
+                c.grpo.rewards.format_requires_think = false;
             }
             other => {
                 return Err(Error::new(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::data::Problem;
 use crate::error::Result;
 use crate::generate::{Generator, RolloutHooks, RolloutParams};
-use crate::reward::{correctness, format_reward, RewardConfig};
+use crate::reward::{correctness, format_reward_with, RewardConfig};
 
 /// A proportion with its 95% Wilson score interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -109,7 +109,7 @@ pub fn evaluate(
             completion: s.text.clone(),
             tokens: s.tokens.len(),
             correct: correctness(&pr.answer, &s.text, rewards).correct,
-            formatted: format_reward(&s.text) > 0.0,
+            formatted: format_reward_with(&s.text, rewards.format_requires_think) > 0.0,
         };
         on_row(i, &row);
         rows.push(row);

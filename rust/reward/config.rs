@@ -100,6 +100,9 @@ pub struct RewardConfig {
     pub gold_unparseable_counts_correct: bool,
     /// Verifier options.
     pub verify: VerifyOptions,
+    /// The format reward needs a `</think>` after the boxed answer (the paper's rule, default
+    /// true); false suits models that do not think in tags: a boxed answer anywhere counts.
+    pub format_requires_think: bool,
 }
 
 impl Default for RewardConfig {
@@ -111,6 +114,7 @@ impl Default for RewardConfig {
             length_scope: LengthScope::Group,
             gold_unparseable_counts_correct: false,
             verify: VerifyOptions::default(),
+            format_requires_think: true,
         }
     }
 }

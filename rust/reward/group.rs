@@ -6,7 +6,7 @@ use crate::answer::VerdictReason;
 use crate::reward::accuracy::{correctness, Correctness};
 use crate::reward::config::{LengthScope, LengthUnit, RewardConfig};
 use crate::reward::cosine::cosine_reward;
-use crate::reward::format::format_reward;
+use crate::reward::format::format_reward_with;
 use crate::reward::length::length_rewards;
 
 /// One completion to score.
@@ -69,7 +69,7 @@ fn score_one(gold: &str, c: &Completion, cfg: &RewardConfig) -> CompletionScores
     };
     CompletionScores {
         total: 0.0,
-        format: format_reward(&c.text),
+        format: format_reward_with(&c.text, cfg.format_requires_think),
         cosine: cosine_reward(length_value, correct, &cfg.cosine),
         length: 0.0,
         accuracy: if correct { 1.0 } else { 0.0 },

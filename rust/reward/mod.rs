@@ -15,6 +15,6 @@ mod tests;
 pub use accuracy::{accuracy_reward, correctness, Correctness};
 pub use config::{CosineConfig, LengthScope, LengthUnit, RewardConfig, RewardWeights};
 pub use cosine::cosine_reward;
-pub use format::format_reward;
+pub use format::{format_reward, format_reward_with};
 pub use group::{score_batch, score_group, Completion, CompletionScores, GroupScores};
 pub use length::length_rewards;

@@ -57,6 +57,33 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "FAIL: callback exception did not cancel\n");
         failures++;
     }
+    if (argc >= 4) {
+        // Trainer: one SFT step on the fixture rows, a failing host reward in GRPO.
+        auto config = [&](const char *sub) {
+            return std::string(R"({"preset": "small", "model": ")") + argv[1] + R"(", "out_dir": ")" +
+                   argv[3] + sub + R"(", "threads": 2, "data": {"train": ")" + argv[2] +
+                          R"("}, "lora": {"rank": 2, "alpha": 4, "targets": ["q"]}, "sft": {"batch_size": 2, "max_seq_len": 128}, "grpo": {"prompts_per_step": 1, "generations": 2, "max_completion_tokens": 8}})";
+        };
+        fmr::Trainer sft(config("/sft"), FMR_STAGE_SFT);
+        std::string m = sft.step();
+        if (m.find("\"step\":1") == std::string::npos || sft.steps() != 1) {
+            std::fprintf(stderr, "FAIL: SFT step: %s\n", m.c_str());
+            failures++;
+        }
+        fmr::Trainer grpo(config("/grpo"), FMR_STAGE_GRPO);
+        grpo.set_reward([](std::string_view, std::string_view, std::string_view, size_t) -> double {
+            throw std::runtime_error("host failure");
+        }, 1.0);
+        try {
+            grpo.step(R"([{"problem": "What is 1 + 1?", "answer": "2"}])");
+            std::fprintf(stderr, "FAIL: throwing reward did not fail the step\n");
+            failures++;
+        } catch (const fmr::Error &) {
+            if (grpo.steps() != 0) {
+                failures++;
+            }
+        }
+    }
     std::printf("fmr %s C++ layer: %d failures, json %zu bytes\n", fmr::version().c_str(), failures,
                 r.to_json().size());
     return failures == 0 ? 0 : 1;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The two-stage recipe on SmolLM2-135M-Instruct, end to end on CPU:
+#   data → SFT (configs/smollm2_sft.json) → GRPO from the SFT adapter (configs/smollm2_grpo.json)
+#   → held-out evaluation of the base model, the SFT adapter and the GRPO adapter.
+# Usage: scripts/recipe/run_experiment.sh [stage...]   stages: data sft eval-base eval-sft grpo
+#        eval-grpo (default: all, in that order). Results: runs/*.log, runs/eval-*.jsonl,
+#        runs/smollm2-{sft,grpo}/{metrics.jsonl,metrics.csv,chart.png}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export OMP_WAIT_POLICY=PASSIVE
+SHARED_DATA="${FMR_SHARED_DATA:-../shared/data}"
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(data sft eval-base eval-sft grpo eval-grpo)
+mkdir -p runs
+cargo build --release --example sft --example grpo --example eval
+bin=target/release/examples
+heldout=data/recipe/heldout.jsonl
+for s in "${stages[@]}"; do
+  case "$s" in
+    data) python3 scripts/recipe/gen_recipe_data.py --gsm8k-train "$SHARED_DATA/gsm8k_train.jsonl" --out data/recipe ;;
+    sft) "$bin/sft" --config configs/smollm2_sft.json 2>&1 | tee runs/sft.log ;;
+    eval-base) "$bin/eval" --config configs/smollm2_grpo.json --file "$heldout" --out runs/eval-base.jsonl 2>&1 | tee runs/eval-base.log ;;
+    eval-sft) "$bin/eval" --config configs/smollm2_grpo.json --file "$heldout" --adapter runs/smollm2-sft/adapter.gguf --out runs/eval-sft.jsonl 2>&1 | tee runs/eval-sft.log ;;
+    grpo) "$bin/grpo" --config configs/smollm2_grpo.json 2>&1 | tee runs/grpo.log ;;
+    eval-grpo) "$bin/eval" --config configs/smollm2_grpo.json --file "$heldout" --adapter runs/smollm2-grpo/adapter.gguf --out runs/eval-grpo.jsonl 2>&1 | tee runs/eval-grpo.log ;;
+    *) echo "unknown stage $s" >&2; exit 2 ;;
+  esac
+done
