@@ -17,6 +17,7 @@ pub fn main_for(stage: Stage) {
 fn run(stage: Stage) -> Result<(), String> {
     let mut config = None;
     let (mut max_steps, mut max_minutes, mut out_dir) = (None, None, None);
+    let mut validation_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -27,9 +28,10 @@ fn run(stage: Stage) -> Result<(), String> {
                 max_minutes = Some(val()?.parse::<f64>().map_err(|e| e.to_string())?)
             }
             "--out-dir" => out_dir = Some(val()?),
+            "--validation-only" => validation_only = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: {} --config RUN.json [--max-steps N] [--max-minutes M] [--out-dir DIR]",
+                    "usage: {} --config RUN.json [--max-steps N] [--max-minutes M] [--out-dir DIR] [--validation-only]",
                     stage.as_str()
                 );
                 return Ok(());
@@ -50,6 +52,12 @@ fn run(stage: Stage) -> Result<(), String> {
     }
     let mut t = Trainer::new(cfg, stage).map_err(|e| e.to_string())?;
     let resumed = t.step_count();
+    if validation_only {
+        // The adapter as it stands (checkpoint, init_adapter, or the fresh zero-update LoRA).
+        let v = t.validation_loss().map_err(|e| e.to_string())?;
+        println!("validation loss after {resumed} steps: {v:.4} nats/token");
+        return Ok(());
+    }
     println!(
         "{} | model {} | {} rows | out {} | {}",
         stage.as_str(),

@@ -56,11 +56,13 @@ fn trainer(cfg: &Value, stage: Stage) -> Trainer {
     Trainer::new(RunConfig::from_json(&cfg.to_string()).unwrap(), stage).unwrap()
 }
 
+/// Metrics rows of optimizer steps (the SFT step-0 validation row left out).
 fn read_metrics(dir: &Path) -> Vec<StepMetrics> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter_map(|l| serde_json::from_str::<StepMetrics>(l).ok())
+        .filter(|m| m.step > 0)
         .collect()
 }
 
@@ -122,7 +124,10 @@ fn sft_run_killed_with_sigkill_resumes_with_the_same_data_order_and_metrics() {
         resumed_at >= 2 && resumed_at % 2 == 0,
         "resumed at {resumed_at}"
     );
-    assert_eq!(t.metrics().rows().len() as u64, resumed_at);
+    assert_eq!(t.metrics().rows().len() as u64, resumed_at + 1, "step 0 + steps");
+    let start = &t.metrics().rows()[0];
+    assert_eq!(start.step, 0);
+    assert!(start.val_loss.is_some_and(|v| v > 0.0));
     t.run(&mut |_| true, None).unwrap();
     assert_eq!(t.step_count(), steps);
     assert_eq!(t.data_cursor(), r.data_cursor());
@@ -149,7 +154,7 @@ fn sft_run_killed_with_sigkill_resumes_with_the_same_data_order_and_metrics() {
         );
     }
     let csv = std::fs::read_to_string(killed.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), steps as usize + 1);
+    assert_eq!(csv.lines().count(), steps as usize + 2, "header, step 0, steps");
     for f in [
         "adapter/adapter_model.safetensors",
         "adapter.gguf",

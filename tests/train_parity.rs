@@ -21,8 +21,18 @@ struct Cmp {
 
 /// Compares our log-probs (with `lora` if any) against llama.cpp on `seqs`.
 fn compare(model_path: &Path, adapter: Option<(&LoraWeights, &Path)>, seqs: &[Vec<u32>]) -> Cmp {
+    compare_with(model_path, adapter, seqs, false)
+}
+
+fn compare_with(
+    model_path: &Path,
+    adapter: Option<(&LoraWeights, &Path)>,
+    seqs: &[Vec<u32>],
+    round_acts_like_llama: bool,
+) -> Cmp {
     let model = Arc::new(GgufModel::open(model_path).expect("open model"));
-    let tf = Transformer::new(model, 2).expect("transformer");
+    let mut tf = Transformer::new(model, 2).expect("transformer");
+    tf.round_acts_like_llama = round_acts_like_llama;
     let refs: Vec<SeqRef> = seqs.iter().map(|s| SeqRef::all(s)).collect();
     let (ours, our_arg) = tf
         .logprobs_and_argmax(adapter.map(|a| a.0), &refs)
@@ -95,19 +105,48 @@ fn smollm2_q41_parity() {
     let q = common::smollm2_q41();
     let f = common::smollm2_f32();
     let text = format!("{} {}", TEXTS.join(" "), TEXTS.join("\n"));
-    let mut toks = LlamaRef::new(&q, None, 64).tokenize(&text);
+    let tokenizer = LlamaRef::new(&q, None, 64);
+    let mut toks = tokenizer.tokenize(&text);
     toks.truncate(256);
-    let seqs = vec![toks];
+    let mut seqs = vec![toks];
+    // More positions: worked solutions of the recipe fixtures (problem + solution).
+    for f in ["recipe_sft.jsonl", "recipe_sft_val.jsonl"] {
+        let path = format!("{}/tests/fixtures/{f}", env!("CARGO_MANIFEST_DIR"));
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let t = format!(
+                "{}\n{}",
+                v["problem"].as_str().unwrap(),
+                v["solution"].as_str().unwrap()
+            );
+            seqs.push(tokenizer.tokenize(&t));
+        }
+    }
     let ours_vs_q = compare(&q, None, &seqs);
     let ours_vs_f32 = compare(&f, None, &seqs);
+    // Our forward with the inputs of the Q4_1 (and Q8_0 output) products rounded to Q8_1 / Q8_0
+    // blocks, as llama.cpp's CPU matmuls do.
+    let rounded_vs_q = compare_with(&q, None, &seqs, true);
     // llama.cpp F32 vs llama.cpp Q4_1 (the activation-quantization noise floor).
-    let (lf, af) = LlamaRef::new(&f, None, 256).logprobs(&seqs[0]);
-    let (lq, aq) = LlamaRef::new(&q, None, 256).logprobs(&seqs[0]);
-    let (floor_mean, floor_max) = diff_stats(&[lf], &[lq]);
-    let floor_agree = af.iter().zip(&aq).filter(|(a, b)| a == b).count() as f64 / af.len() as f64;
+    let (mut rf, mut rq) = (LlamaRef::new(&f, None, 256), LlamaRef::new(&q, None, 256));
+    let (mut lfs, mut lqs, mut same, mut af) = (Vec::new(), Vec::new(), 0usize, Vec::new());
+    for s in &seqs {
+        let (lf, a1) = rf.logprobs(s);
+        let (lq, a2) = rq.logprobs(s);
+        same += a1.iter().zip(&a2).filter(|(a, b)| a == b).count();
+        af.extend(a1);
+        lfs.push(lf);
+        lqs.push(lq);
+    }
+    let (floor_mean, floor_max) = diff_stats(&lfs, &lqs);
+    let floor_agree = same as f64 / af.len() as f64;
     eprintln!(
         "SmolLM2 Q4_1 ({} positions): ours vs llama.cpp Q4_1: mean |Δ| = {:.3e}, max |Δ| = {:.3e}, argmax agreement {:.4}",
         af.len(), ours_vs_q.mean, ours_vs_q.max, ours_vs_q.argmax_agree
+    );
+    eprintln!(
+        "  ours with llama.cpp's activation rounding vs llama.cpp Q4_1: mean |Δ| = {:.3e}, max |Δ| = {:.3e}, argmax agreement {:.4}",
+        rounded_vs_q.mean, rounded_vs_q.max, rounded_vs_q.argmax_agree
     );
     eprintln!(
         "  llama.cpp F32 vs llama.cpp Q4_1 (noise floor): mean {:.3e}, max {:.3e}, argmax agreement {:.4}",
@@ -129,6 +168,10 @@ fn smollm2_q41_parity() {
         "argmax agreement {}",
         ours_vs_q.argmax_agree
     );
+    // Reported, not asserted: rounding each product's inputs as ggml does (exact per product,
+    // see train_units::q4_1_product_emulation_matches_ggml_mul_mat) does not bring the whole
+    // model closer to llama.cpp's Q4_1 run, so that run differs by more than product rounding.
+    assert!(rounded_vs_q.mean.is_finite());
 }
 
 fn random_qwen2(tag: &str, tied: bool, ty: GgmlType) -> std::path::PathBuf {

@@ -428,3 +428,83 @@ fn sft_training_reduces_loss() {
     eprintln!("SFT loss {first:.3} → {last:.3}");
     assert!(last < 0.5 * first, "loss did not drop: {first} → {last}");
 }
+
+/// Our emulation of llama.cpp's Q4_1 × f32 product (activations rounded to Q8_1 blocks, the
+/// block sums' f16 error added back) against ggml's own `mul_mat` on the CPU.
+#[test]
+fn q4_1_product_emulation_matches_ggml_mul_mat() {
+    use fmr::train::cpu::actquant::round_q8_1_with_sum_error;
+    use fmr::train::weights::{GgmlType, QTensor};
+    use llama_cpp_sys_2 as sys;
+    let (dout, din, n) = (48usize, 256usize, 5usize);
+    let w: Vec<f32> = (0..dout * din)
+        .map(|i| ((i * 2654435761usize % 1000) as f32 / 500.0 - 1.0) * 0.1)
+        .collect();
+    let x: Vec<f32> = (0..n * din)
+        .map(|i| ((i * 40503usize % 997) as f32 / 498.5 - 1.0) * 2.0)
+        .collect();
+    let row_bytes = din / 32 * 20;
+    let mut wq = vec![0u8; dout * row_bytes];
+    // SAFETY: buffers sized for dout rows of din values in Q4_1.
+    unsafe {
+        sys::ggml_quantize_chunk(
+            sys::GGML_TYPE_Q4_1,
+            w.as_ptr(),
+            wq.as_mut_ptr().cast(),
+            0,
+            dout as i64,
+            din as i64,
+            std::ptr::null(),
+        );
+    }
+    // ggml: mul_mat(W[dout, din], X[n, din]) -> [n, dout].
+    let theirs: Vec<f32> = unsafe {
+        let ctx = sys::ggml_init(sys::ggml_init_params {
+            mem_size: 16 << 20,
+            mem_buffer: std::ptr::null_mut(),
+            no_alloc: false,
+        });
+        assert!(!ctx.is_null());
+        let tw = sys::ggml_new_tensor_2d(ctx, sys::GGML_TYPE_Q4_1, din as i64, dout as i64);
+        std::ptr::copy_nonoverlapping(wq.as_ptr(), (*tw).data.cast::<u8>(), wq.len());
+        let tx = sys::ggml_new_tensor_2d(ctx, sys::GGML_TYPE_F32, din as i64, n as i64);
+        std::ptr::copy_nonoverlapping(x.as_ptr(), (*tx).data.cast::<f32>(), x.len());
+        let ty = sys::ggml_mul_mat(ctx, tw, tx);
+        let gf = sys::ggml_new_graph(ctx);
+        sys::ggml_build_forward_expand(gf, ty);
+        sys::ggml_graph_compute_with_ctx(ctx, gf, 1);
+        let out = std::slice::from_raw_parts((*ty).data.cast::<f32>(), n * dout).to_vec();
+        sys::ggml_free(ctx);
+        out
+    };
+    let qt = QTensor::new("w".into(), GgmlType::Q4_1, dout, din, wq).unwrap();
+    let wd = qt.to_f32().unwrap();
+    let mins = qt.q4_1_block_mins().unwrap();
+    let mut xr = x.clone();
+    let err = round_q8_1_with_sum_error(&mut xr, din);
+    let nb = din / 32;
+    let (mut worst_f32, mut worst_emul) = (0f32, 0f32);
+    for t in 0..n {
+        for o in 0..dout {
+            let plain: f32 = (0..din).map(|i| x[t * din + i] * wd[o * din + i]).sum();
+            let mut emul: f32 = (0..din).map(|i| xr[t * din + i] * wd[o * din + i]).sum();
+            emul += (0..nb)
+                .map(|b| err[t * nb + b] * mins[o * nb + b])
+                .sum::<f32>();
+            let g = theirs[t * dout + o];
+            worst_f32 = worst_f32.max((plain - g).abs());
+            worst_emul = worst_emul.max((emul - g).abs());
+        }
+    }
+    eprintln!(
+        "Q4_1 product vs ggml: f32 activations max |Δ| {worst_f32:.3e}, emulated {worst_emul:.3e}"
+    );
+    assert!(
+        worst_emul < 1e-4,
+        "emulation differs from ggml by {worst_emul}"
+    );
+    assert!(
+        worst_emul * 10.0 < worst_f32,
+        "emulation is not closer than f32"
+    );
+}

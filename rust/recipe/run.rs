@@ -43,6 +43,21 @@ impl Trainer {
         }
         if self.opt.step == 0 {
             self.truncate_rollouts(0)?;
+            if self.stage == Stage::Sft
+                && !self.validation.is_empty()
+                && self.metrics.rows().is_empty()
+            {
+                // Step 0: the validation loss before any update, the start of the curve.
+                let m = StepMetrics {
+                    step: 0,
+                    stage: Stage::Sft.as_str().into(),
+                    val_loss: Some(self.validation_loss()?),
+                    lr: self.opt.current_lr() as f64,
+                    elapsed_s: self.elapsed_s(),
+                    ..Default::default()
+                };
+                self.metrics.append(m)?;
+            }
         }
         let every = self.cfg.checkpoint_every;
         let end = loop {

@@ -2,6 +2,7 @@
 //!
 //! A CUDA backend would provide the same operations with device buffers.
 
+pub mod actquant;
 pub mod attention;
 pub mod gemm;
 pub mod ops;

@@ -1,6 +1,7 @@
 //! One transformer block: forward (optionally keeping activations) and backward for LoRA.
 
 use super::layout::Layout;
+use crate::train::cpu::actquant::{round_activations, round_q8_1_with_sum_error, ActRounding};
 use crate::train::cpu::attention::{
     attention_bwd, attention_fwd, to_head_major, to_token_major, AttnShape,
 };
@@ -9,7 +10,7 @@ use crate::train::cpu::rope::RopeTable;
 use crate::train::cpu::{gemm, Mat, MatMut};
 use crate::train::error::Result;
 use crate::train::lora::{LoraTarget, LoraWeights};
-use crate::train::weights::{HyperParams, LayerWeights};
+use crate::train::weights::{GgmlType, HyperParams, LayerWeights, QTensor};
 
 /// A block's weight matrices dequantized to f32 (reused buffer, one block at a time).
 #[derive(Default)]
@@ -143,6 +144,9 @@ pub(crate) struct BlockCtx<'a> {
     pub rope: &'a RopeTable,
     pub pos: &'a [u32],
     pub seqs: &'a [(usize, usize)],
+    /// Round the inputs of the frozen-weight products as llama.cpp's CPU backend does
+    /// (see [`crate::train::cpu::actquant`]); for parity checks only.
+    pub round_acts_like_llama: bool,
 }
 
 impl<'a> BlockCtx<'a> {
@@ -165,7 +169,21 @@ impl<'a> BlockCtx<'a> {
             rope,
             pos: &lay.pos,
             seqs: &lay.seqs,
+            round_acts_like_llama: false,
         }
+    }
+
+    /// The frozen weight of `t`.
+    fn weight(&self, t: LoraTarget) -> &QTensor {
+        let lw = self.lw;
+        [
+            &lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down,
+        ][t.index()]
+    }
+
+    /// Storage type of the frozen weight of `t`.
+    fn weight_type(&self, t: LoraTarget) -> GgmlType {
+        self.weight(t).ty
     }
 
     /// (tokens, n_embd, q dim, kv dim, n_ff, head dim).
@@ -194,13 +212,38 @@ impl<'a> BlockCtx<'a> {
     fn linear(&self, t: LoraTarget, x: &[f32], y: &mut [f32], u: &mut Vec<f32>) {
         let n = self.pos.len();
         let (din, dout) = t.dims(self.hp);
+        let rounded;
+        let mut sum_error = None;
+        let x_base = match ActRounding::for_weight(self.weight_type(t)) {
+            r if self.round_acts_like_llama && r != ActRounding::None => {
+                let mut v = x.to_vec();
+                if self.weight_type(t) == GgmlType::Q4_1 {
+                    sum_error = Some(round_q8_1_with_sum_error(&mut v, din));
+                } else {
+                    round_activations(&mut v, din, r);
+                }
+                rounded = v;
+                &rounded[..]
+            }
+            _ => x,
+        };
         gemm(
             1.0,
-            Mat::new(x, n, din),
+            Mat::new(x_base, n, din),
             Mat::new(self.dense.get(t), dout, din).t(),
             0.0,
             MatMut::new(y, n, dout),
         );
+        if let (Some(err), Some(mins)) = (sum_error, self.weight(t).q4_1_block_mins()) {
+            let nb = din / 32;
+            gemm(
+                1.0,
+                Mat::new(&err, n, nb),
+                Mat::new(&mins, dout, nb).t(),
+                1.0,
+                MatMut::new(y, n, dout),
+            );
+        }
         if let Some((a, b)) = self.lora.and_then(|l| l.pair(self.layer, t)) {
             let r = a.len() / din;
             let s = self.lora.map_or(0.0, |l| l.scaling());

@@ -7,6 +7,7 @@ pub mod layout;
 
 use std::sync::Arc;
 
+use crate::train::cpu::actquant::{round_activations, ActRounding};
 use crate::train::cpu::ops::{rmsnorm_bwd, rmsnorm_fwd};
 use crate::train::cpu::rope::RopeTable;
 use crate::train::error::{Result, TrainError};
@@ -73,6 +74,10 @@ pub struct Transformer {
     pool: rayon::ThreadPool,
     /// Rows of the vocabulary projection computed at a time (default 128).
     pub logit_chunk: usize,
+    /// In [`Transformer::logprobs`] only: round the inputs of every frozen-weight product the
+    /// way llama.cpp's CPU backend does for the weight's type (Q8_1 blocks for Q4_1 weights,
+    /// …), to compare with llama.cpp on quantized models. Default false (f32 activations).
+    pub round_acts_like_llama: bool,
 }
 
 impl Transformer {
@@ -86,6 +91,7 @@ impl Transformer {
             model,
             pool,
             logit_chunk: 128,
+            round_acts_like_llama: false,
         })
     }
 
@@ -163,7 +169,8 @@ impl Transformer {
             let mut acts = Acts::default();
             for (l, lw) in m.layers.iter().enumerate() {
                 dense.load(lw)?;
-                let ctx = BlockCtx::new(&m.hp, lw, &dense, lora, l, &rope, &lay);
+                let mut ctx = BlockCtx::new(&m.hp, lw, &dense, lora, l, &rope, &lay);
+                ctx.round_acts_like_llama = self.round_acts_like_llama;
                 ctx.forward(&h, &mut acts, &mut next);
                 std::mem::swap(&mut h, &mut next);
             }
@@ -171,6 +178,10 @@ impl Transformer {
             drop(dense);
             let mut inv = vec![0f32; n];
             rmsnorm_fwd(&h, &m.output_norm, m.hp.rms_eps, &mut next, &mut inv);
+            if self.round_acts_like_llama {
+                let r = ActRounding::for_weight(m.output_weight().ty);
+                round_activations(&mut next, d, r);
+            }
             let w = m.output_weight().to_f32()?;
             let mut out = vec![0f32; lay.scored.len()];
             let mut arg = vec![0u32; if want_argmax { lay.scored.len() } else { 0 }];

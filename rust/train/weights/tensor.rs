@@ -56,6 +56,22 @@ impl QTensor {
         })
     }
 
+    /// Per-block minimums `m` (`[rows, cols / 32]`, row-major) of a Q4_1 tensor, whose blocks
+    /// decode as `d·q + m`; `None` for other types. Used to reproduce llama.cpp's Q4_1 × Q8_1
+    /// product exactly (see `cpu::actquant`).
+    pub fn q4_1_block_mins(&self) -> Option<Vec<f32>> {
+        if self.ty != GgmlType::Q4_1 {
+            return None;
+        }
+        // block_q4_1: f16 d, f16 m, 16 bytes of nibbles.
+        Some(
+            self.data
+                .chunks_exact(20)
+                .map(|b| super::ggml::f16_to_f32(u16::from_le_bytes([b[2], b[3]])))
+                .collect(),
+        )
+    }
+
     /// Bytes of storage.
     pub fn nbytes(&self) -> usize {
         self.data.len()
