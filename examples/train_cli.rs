@@ -70,14 +70,19 @@ fn run(stage: Stage) -> Result<(), String> {
             "fresh start".into()
         }
     );
-    let total = t.planned_steps().max(1) as usize;
-    let mut bar = Progress::new(stage.as_str(), total);
-    for _ in 0..resumed.min(total as u64) {
-        bar.inc("");
+    // A bar over the planned steps; a run bounded only by time prints step lines alone.
+    let total = t.planned_steps() as usize;
+    let mut bar = (total > 0).then(|| Progress::new(stage.as_str(), total));
+    if let Some(b) = bar.as_mut() {
+        for _ in 0..resumed.min(total as u64) {
+            b.inc("");
+        }
     }
     let mut on_step = |m: &StepMetrics| {
         println!("{}", step_line(m));
-        bar.inc(&format!("loss {:.3}", m.loss));
+        if let Some(b) = bar.as_mut() {
+            b.inc(&format!("loss {:.3}", m.loss));
+        }
         true
     };
     let end = t.run(&mut on_step, None).map_err(|e| e.to_string())?;

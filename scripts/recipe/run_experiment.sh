@@ -7,7 +7,8 @@
 #        runs/smollm2-{sft,grpo}/{metrics.jsonl,metrics.csv,chart.png}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export OMP_WAIT_POLICY=PASSIVE
+# OpenMP threads keep their default wait policy: PASSIVE makes llama.cpp sleep between the
+# many small LoRA products of a decode step (4x slower decoding with an adapter on this machine).
 SHARED_DATA="${FMR_SHARED_DATA:-../shared/data}"
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(data sft eval-base eval-sft grpo eval-grpo)
