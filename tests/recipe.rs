@@ -124,7 +124,11 @@ fn sft_run_killed_with_sigkill_resumes_with_the_same_data_order_and_metrics() {
         resumed_at >= 2 && resumed_at % 2 == 0,
         "resumed at {resumed_at}"
     );
-    assert_eq!(t.metrics().rows().len() as u64, resumed_at + 1, "step 0 + steps");
+    assert_eq!(
+        t.metrics().rows().len() as u64,
+        resumed_at + 1,
+        "step 0 + steps"
+    );
     let start = &t.metrics().rows()[0];
     assert_eq!(start.step, 0);
     assert!(start.val_loss.is_some_and(|v| v > 0.0));
@@ -154,7 +158,11 @@ fn sft_run_killed_with_sigkill_resumes_with_the_same_data_order_and_metrics() {
         );
     }
     let csv = std::fs::read_to_string(killed.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), steps as usize + 2, "header, step 0, steps");
+    assert_eq!(
+        csv.lines().count(),
+        steps as usize + 2,
+        "header, step 0, steps"
+    );
     for f in [
         "adapter/adapter_model.safetensors",
         "adapter.gguf",
