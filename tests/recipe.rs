@@ -310,8 +310,33 @@ fn vm_rss_kib() -> u64 {
         .unwrap()
 }
 
+/// RSS is per process, so the swap test runs alone in a child process (other tests of this
+/// binary may run beside it and allocate).
 #[test]
 fn adapter_hot_swap_keeps_memory_flat_over_1000_swaps() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_hot_swap",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FMR_RECIPE_SWAP_CHILD", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    println!("{text}");
+    assert!(out.status.success(), "swap child failed:\n{text}");
+    assert!(text.contains("growth over the next 900"), "{text}");
+}
+
+/// Child half of the swap test (no-op unless FMR_RECIPE_SWAP_CHILD is set).
+#[test]
+fn child_hot_swap() {
+    if std::env::var_os("FMR_RECIPE_SWAP_CHILD").is_none() {
+        return;
+    }
     let dir = common::TempDir::new("recipe-swap");
     let mut t = trainer(&grpo_config(&dir.0.join("run"), 1), Stage::Grpo);
     // Two adapters of the run's shape: a strong random one and the zero one.
