@@ -137,14 +137,7 @@ fn run() -> Result<(), String> {
         ..Default::default()
     };
     let mut generator = Generator::new(model.clone(), &cp).map_err(|e| e.to_string())?;
-    if let Some(a) = &args.adapter {
-        let adapter = fmr::recipe::load_engine_adapter(model.clone(), &path, a.as_ref())
-            .map_err(|e| e.to_string())?;
-        generator
-            .context_mut()
-            .set_adapters(&[(adapter, 1.0)])
-            .map_err(|e| e.to_string())?;
-    }
+    apply_adapter(&mut generator, &model, &path, args.adapter.as_deref())?;
     let create = |p: &Option<String>| -> Result<Option<std::fs::File>, String> {
         p.as_ref()
             .map(|p| std::fs::File::create(p).map_err(|e| format!("{p}: {e}")))
@@ -211,6 +204,22 @@ fn run() -> Result<(), String> {
         progress.inc(&format!("maj acc {}/{}", correct_so_far, index + 1));
     }
     report(&records, &params, args.baseline.as_deref())
+}
+
+/// Applies `--adapter` (GGUF LoRA, PEFT folder or fmr checkpoint) to the generator, if given.
+fn apply_adapter(
+    generator: &mut Generator,
+    model: &Arc<Model>,
+    model_path: &std::path::Path,
+    adapter: Option<&str>,
+) -> Result<(), String> {
+    let Some(a) = adapter else { return Ok(()) };
+    let adapter = fmr::recipe::load_engine_adapter(model.clone(), model_path, a.as_ref())
+        .map_err(|e| e.to_string())?;
+    generator
+        .context_mut()
+        .set_adapters(&[(adapter, 1.0)])
+        .map_err(|e| e.to_string())
 }
 
 fn report(

@@ -31,14 +31,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         ..Default::default()
     };
     let mut generator = Generator::new(model.clone(), &cp).map_err(|e| e.to_string())?;
-    if let Some(a) = &args.adapter {
-        let adapter = fmr::recipe::load_engine_adapter(model.clone(), &path, a.as_ref())
-            .map_err(|e| e.to_string())?;
-        generator
-            .context_mut()
-            .set_adapters(&[(adapter, 1.0)])
-            .map_err(|e| e.to_string())?;
-    }
+    super::apply_adapter(&mut generator, &model, &path, args.adapter.as_deref())?;
     let mut params = RolloutParams {
         prompt: cfg.prompt.clone(),
         n_samples: 1,
