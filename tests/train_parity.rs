@@ -2,6 +2,8 @@
 
 #[path = "train_support/mod.rs"]
 mod common;
+#[path = "train_support/trace.rs"]
+mod trace;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -140,6 +142,11 @@ fn smollm2_q41_parity() {
     }
     let (floor_mean, floor_max) = diff_stats(&lfs, &lqs);
     let floor_agree = same as f64 / af.len() as f64;
+    // llama.cpp against itself: the same model and F32 KV cache with its flash-attention kernel
+    // instead of the plain one. On F32 weights that changes little; on Q4_1 the small
+    // differences cross the Q8_1 rounding of later products and grow to the full noise floor.
+    let (fa_mean, fa_max, fa_agree) = self_agreement(&q, &seqs, &mut rq);
+    let (fa32_mean, fa32_max, fa32_agree) = self_agreement(&f, &seqs, &mut rf);
     eprintln!(
         "SmolLM2 Q4_1 ({} positions): ours vs llama.cpp Q4_1: mean |Δ| = {:.3e}, max |Δ| = {:.3e}, argmax agreement {:.4}",
         af.len(), ours_vs_q.mean, ours_vs_q.max, ours_vs_q.argmax_agree
@@ -151,6 +158,12 @@ fn smollm2_q41_parity() {
     eprintln!(
         "  llama.cpp F32 vs llama.cpp Q4_1 (noise floor): mean {:.3e}, max {:.3e}, argmax agreement {:.4}",
         floor_mean, floor_max, floor_agree
+    );
+    eprintln!(
+        "  llama.cpp Q4_1, flash attention on vs off: mean {fa_mean:.3e}, max {fa_max:.3e}, argmax agreement {fa_agree:.4}"
+    );
+    eprintln!(
+        "  llama.cpp F32, flash attention on vs off: mean {fa32_mean:.3e}, max {fa32_max:.3e}, argmax agreement {fa32_agree:.4}"
     );
     eprintln!(
         "  ours (Q4_1 weights) vs llama.cpp on the dequantized F32 file: mean {:.3e}, max {:.3e}, argmax agreement {:.4}",
@@ -168,10 +181,18 @@ fn smollm2_q41_parity() {
         "argmax agreement {}",
         ours_vs_q.argmax_agree
     );
-    // Reported, not asserted: rounding each product's inputs as ggml does (exact per product,
-    // see train_units::q4_1_product_emulation_matches_ggml_mul_mat) does not bring the whole
-    // model closer to llama.cpp's Q4_1 run, so that run differs by more than product rounding.
-    assert!(rounded_vs_q.mean.is_finite());
+    // Our forward is as close to llama.cpp's Q4_1 run as llama.cpp is to itself with another
+    // attention kernel (see smollm2_q41_layer_by_layer for why neither gets closer).
+    assert!(
+        fa32_agree >= 0.999,
+        "llama.cpp F32 FA on/off agreement {fa32_agree}"
+    );
+    assert!(
+        ours_vs_q.argmax_agree >= fa_agree - 0.01 && rounded_vs_q.argmax_agree >= fa_agree - 0.01,
+        "ours {} / rounded {} vs llama.cpp's self-agreement {fa_agree}",
+        ours_vs_q.argmax_agree,
+        rounded_vs_q.argmax_agree
+    );
 }
 
 fn random_qwen2(tag: &str, tied: bool, ty: GgmlType) -> std::path::PathBuf {
@@ -306,4 +327,151 @@ fn random_qwen2_q4k_loads_in_both() {
         c.mean, c.max, c.argmax_agree
     );
     assert!(c.mean < 0.05, "mean {}", c.mean);
+}
+
+/// llama.cpp with flash attention on against `reference` (the same model with it off):
+/// (mean |Δ|, max |Δ|, argmax agreement) of the log-probs of `seqs`.
+fn self_agreement(model: &Path, seqs: &[Vec<u32>], reference: &mut LlamaRef) -> (f64, f64, f64) {
+    let mut fa = LlamaRef::with_flash_attn(model, None, 256, true);
+    let (mut a, mut b, mut same, mut total) = (Vec::new(), Vec::new(), 0usize, 0usize);
+    for s in seqs {
+        let (l1, a1) = fa.logprobs(s);
+        let (l2, a2) = reference.logprobs(s);
+        same += a1.iter().zip(&a2).filter(|(x, y)| x == y).count();
+        total += a1.len();
+        a.push(l1);
+        b.push(l2);
+    }
+    let (mean, max) = diff_stats(&a, &b);
+    (mean, max, same as f64 / total as f64)
+}
+
+/// Relative difference ‖a − b‖ / ‖b‖ and max |a − b|.
+fn rel_diff(a: &[f32], b: &[f32]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len());
+    let (mut num, mut den, mut max) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let d = (x - y) as f64;
+        num += d * d;
+        den += (y as f64) * (y as f64);
+        max = max.max(d.abs());
+    }
+    ((num / den.max(1e-30)).sqrt(), max)
+}
+
+/// Layer by layer on SmolLM2 Q4_1, through llama.cpp's eval callback: where our forward and
+/// llama.cpp's quantized forward part, and why.
+///
+/// - On the F32 file every block output matches llama.cpp to ~1e-6 (relative L2).
+/// - Each Q4_1 product, fed llama.cpp's own input tensor, is reproduced by our emulation of the
+///   Q8_1 activation rounding to ~1e-6, against ~1e-2 with f32 activations.
+/// - Our first RMS norm has llama.cpp's bits (f64 sum of squares as ggml), so layer 0's
+///   q/k/v products match too. From the attention on, f32 results that differ in the last bits
+///   (a different summation order) cross Q8_1 rounding boundaries and the difference grows
+///   layer by layer; `smollm2_q41_parity` shows llama.cpp does the same against itself.
+#[test]
+fn smollm2_q41_layer_by_layer() {
+    use fmr::train::cpu::actquant::round_q8_1_with_sum_error;
+    type Taps = std::collections::HashMap<String, Vec<f32>>;
+
+    let q = common::smollm2_q41();
+    let f = common::smollm2_f32();
+    let tokenizer = LlamaRef::new(&q, None, 64);
+    let mut toks = tokenizer.tokenize(&TEXTS.join(" "));
+    toks.truncate(96);
+    fn want(n: &str) -> bool {
+        n.starts_with("l_out-") || n.ends_with("-0")
+    }
+    let tq = trace::trace(&q, &toks, want);
+    let tf = trace::trace(&f, &toks, want);
+    let model = Arc::new(GgufModel::open(&q).unwrap());
+    let mut ours = Transformer::new(model.clone(), 2).unwrap();
+    let seq = [SeqRef::all(&toks)];
+    let plain = ours.layer_outputs(None, &seq).unwrap();
+    ours.round_acts_like_llama = true;
+    let taps = Arc::new(std::sync::Mutex::new(Taps::new()));
+    let sink = taps.clone();
+    ours.debug_tap = Some(Box::new(move |l, name, v| {
+        if l == 0 {
+            sink.lock().unwrap().insert(format!("{name}-0"), v.to_vec());
+        }
+    }));
+    let rounded = ours.layer_outputs(None, &seq).unwrap();
+    let taps = taps.lock().unwrap();
+    let llama_q = |name: &str| &tq[name][0].data; // first node of that name: before RoPE
+
+    // Block outputs (llama.cpp keeps only its output rows in the last block: skipped).
+    let mut worst_f32 = 0f64;
+    for l in 0..model.hp.n_layer - 1 {
+        let lq = &tq[&format!("l_out-{l}")].last().unwrap().data;
+        let lf = &tf[&format!("l_out-{l}")].last().unwrap().data;
+        let ours_f32 = rel_diff(&plain[l], lf).0;
+        worst_f32 = worst_f32.max(ours_f32);
+        eprintln!(
+            "block {l:2}: ours vs llama.cpp on F32 {ours_f32:.2e} | on Q4_1: ours f32 {:.2e}, ours rounded {:.2e} | llama.cpp F32 vs Q4_1 {:.2e}",
+            rel_diff(&plain[l], lq).0,
+            rel_diff(&rounded[l], lq).0,
+            rel_diff(lf, lq).0
+        );
+    }
+    assert!(worst_f32 < 1e-5, "F32 block outputs differ by {worst_f32}");
+
+    // Layer 0 intermediates, ours (rounded) against llama.cpp Q4_1.
+    let mut names: Vec<&String> = taps.keys().collect();
+    names.sort();
+    for k in names {
+        eprintln!(
+            "layer 0 {k}: ours rounded vs llama.cpp Q4_1 {:.2e}",
+            rel_diff(&taps[k], llama_q(k)).0
+        );
+    }
+    let norm = rel_diff(&taps["attn_norm-0"], llama_q("attn_norm-0")).0;
+    assert!(norm < 1e-6, "attn_norm differs by {norm}");
+    for k in ["Qcur-0", "Kcur-0", "Vcur-0"] {
+        let d = rel_diff(&taps[k], llama_q(k)).0;
+        assert!(d < 1e-5, "{k} differs by {d}");
+    }
+
+    // Each layer-0 product on llama.cpp's own input tensor, through our emulation.
+    let lw = &model.layers[0];
+    for (label, wt, input, output) in [
+        ("q", &lw.wq, "attn_norm-0", "Qcur-0"),
+        ("k", &lw.wk, "attn_norm-0", "Kcur-0"),
+        ("v", &lw.wv, "attn_norm-0", "Vcur-0"),
+        ("o", &lw.wo, "kqv_out-0", "attn_out-0"),
+        ("gate", &lw.w_gate, "ffn_norm-0", "ffn_gate-0"),
+        ("up", &lw.w_up, "ffn_norm-0", "ffn_up-0"),
+        ("down", &lw.w_down, "ffn_swiglu-0", "ffn_out-0"),
+    ] {
+        let (x, y) = (llama_q(input), llama_q(output));
+        let (dout, din) = (wt.rows, wt.cols);
+        let n = x.len() / din;
+        assert_eq!(y.len(), n * dout, "{label}");
+        let w = wt.to_f32().unwrap();
+        let mut xr = x.clone();
+        let err = round_q8_1_with_sum_error(&mut xr, din);
+        let mins = wt.q4_1_block_mins().unwrap();
+        let nb = din / 32;
+        let mut emul = vec![0f32; n * dout];
+        let mut plain_y = vec![0f32; n * dout];
+        for t in 0..n {
+            for o in 0..dout {
+                let row = &w[o * din..(o + 1) * din];
+                plain_y[t * dout + o] = (0..din).map(|i| x[t * din + i] * row[i]).sum();
+                emul[t * dout + o] = (0..din).map(|i| xr[t * din + i] * row[i]).sum::<f32>()
+                    + (0..nb)
+                        .map(|b| err[t * nb + b] * mins[o * nb + b])
+                        .sum::<f32>();
+            }
+        }
+        let (d_f32, d_emul) = (rel_diff(&plain_y, y).0, rel_diff(&emul, y).0);
+        eprintln!(
+            "layer 0 {label} product on llama.cpp's input: f32 {d_f32:.2e}, emulated {d_emul:.2e}"
+        );
+        assert!(d_emul < 1e-5, "{label}: emulation differs by {d_emul}");
+        assert!(
+            d_f32 > 1e-4,
+            "{label}: f32 activations already match ({d_f32})"
+        );
+    }
 }

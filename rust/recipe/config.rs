@@ -106,6 +106,11 @@ pub struct GrpoOptions {
     pub micro_batch: usize,
     /// KV-cache context of the rollout engine in tokens (0 = prompt + G × max completion).
     pub n_ctx: u32,
+    /// Give every completion of a group with no correct answer advantage 0 (default false =
+    /// the paper). Such groups then train only through the KL term: their rewards differ only
+    /// by length and format, and with `scale_rewards: group` those small differences become
+    /// full-size advantages that teach short wrong answers.
+    pub skip_unsolved_groups: bool,
 }
 
 impl Default for GrpoOptions {
@@ -121,6 +126,7 @@ impl Default for GrpoOptions {
             custom_reward_weight: 1.0,
             micro_batch: 0,
             n_ctx: 0,
+            skip_unsolved_groups: false,
         }
     }
 }

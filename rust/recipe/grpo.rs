@@ -178,7 +178,10 @@ impl Trainer {
         }
         let rewards: Vec<f32> = records.iter().map(|r| r.reward as f32).collect();
         let group_ids: Vec<usize> = records.iter().map(|r| r.group).collect();
-        let adv = compute_advantages(&rewards, &group_ids, loss_cfg.scale_rewards)?;
+        let mut adv = compute_advantages(&rewards, &group_ids, loss_cfg.scale_rewards)?;
+        if g.skip_unsolved_groups {
+            zero_unsolved_groups(&mut adv, &records);
+        }
         for (r, a) in records.iter_mut().zip(&adv) {
             r.advantage = *a;
         }
@@ -284,5 +287,61 @@ impl Trainer {
             metrics: m,
             rollouts: records,
         })
+    }
+}
+
+/// Sets the advantage of every record whose group has no correct completion to 0.
+/// `adv` and `records` are parallel (one advantage per record).
+fn zero_unsolved_groups(adv: &mut [f32], records: &[RolloutRecord]) {
+    let solved: std::collections::HashSet<usize> = records
+        .iter()
+        .filter(|r| r.correct)
+        .map(|r| r.group)
+        .collect();
+    for (a, r) in adv.iter_mut().zip(records) {
+        if !solved.contains(&r.group) {
+            *a = 0.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(group: usize, correct: bool) -> RolloutRecord {
+        RolloutRecord {
+            step: 1,
+            group,
+            problem: String::new(),
+            answer: String::new(),
+            prompt_tokens: vec![],
+            completion_tokens: vec![],
+            text: String::new(),
+            finish_reason: "eos".into(),
+            reward: 0.0,
+            reward_format: 0.0,
+            reward_cosine: 0.0,
+            reward_length: 0.0,
+            reward_accuracy: 0.0,
+            reward_custom: 0.0,
+            correct,
+            advantage: 0.0,
+        }
+    }
+
+    #[test]
+    fn only_groups_without_a_correct_answer_lose_their_advantages() {
+        let records = [
+            record(0, false),
+            record(0, false),
+            record(1, false),
+            record(1, true),
+            record(2, true),
+            record(2, true),
+        ];
+        let mut adv = [0.7, -0.7, -1.0, 1.0, 0.5, -0.5];
+        zero_unsolved_groups(&mut adv, &records);
+        assert_eq!(adv, [0.0, 0.0, -1.0, 1.0, 0.5, -0.5]);
     }
 }

@@ -58,6 +58,17 @@ pub struct LlamaRef {
 impl LlamaRef {
     /// Loads `model` (and optionally a GGUF LoRA `adapter` applied with scale 1).
     pub fn new(model: &Path, adapter: Option<&Path>, n_ctx: usize) -> LlamaRef {
+        LlamaRef::with_flash_attn(model, adapter, n_ctx, false)
+    }
+
+    /// As [`LlamaRef::new`], with llama.cpp's flash-attention kernel on or off (same F32 KV
+    /// cache; only the order of the attention arithmetic changes).
+    pub fn with_flash_attn(
+        model: &Path,
+        adapter: Option<&Path>,
+        n_ctx: usize,
+        flash_attn: bool,
+    ) -> LlamaRef {
         let m = Arc::new(
             Model::load(model, &ModelParams::default())
                 .unwrap_or_else(|e| panic!("llama.cpp failed to load {}: {e}", model.display())),
@@ -67,7 +78,7 @@ impl LlamaRef {
             n_batch: n_ctx as u32,
             n_seq_max: 1,
             n_threads: 2,
-            flash_attn: 0,
+            flash_attn: flash_attn as i32,
             kv_cache_f32: true,
             kv_unified: false,
         };

@@ -1,7 +1,7 @@
 //! Row-wise element-wise kernels (forward and backward), parallel over rows with rayon.
 //!
 //! All matrices are row-major `[rows, width]` slices; accumulation is in f32 except the
-//! RMS statistics (f64 sums are unnecessary at these widths, f32 with pairwise rows is used).
+//! forward RMS statistic, summed in f64 as ggml does (so the norm has llama.cpp's bits).
 
 use rayon::prelude::*;
 
@@ -12,8 +12,11 @@ pub fn rmsnorm_fwd(x: &[f32], w: &[f32], eps: f32, y: &mut [f32], inv: &mut [f32
         .zip(x.par_chunks(d))
         .zip(inv.par_iter_mut())
         .for_each(|((yr, xr), iv)| {
-            let ss: f32 = xr.iter().map(|v| v * v).sum();
-            let r = 1.0 / (ss / d as f32 + eps).sqrt();
+            // Sum of squares in f64 and the mean rounded to f32, as ggml computes it: the
+            // same bits as llama.cpp, so quantized products see the same inputs.
+            let ss: f64 = xr.iter().map(|v| (v * v) as f64).sum();
+            let mean = (ss / d as f64) as f32;
+            let r = 1.0 / (mean + eps).sqrt();
             *iv = r;
             for ((o, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
                 *o = xv * r * wv;

@@ -147,7 +147,15 @@ pub(crate) struct BlockCtx<'a> {
     /// Round the inputs of the frozen-weight products as llama.cpp's CPU backend does
     /// (see [`crate::train::cpu::actquant`]); for parity checks only.
     pub round_acts_like_llama: bool,
+    /// Diagnostics: sees every intermediate of [`Self::forward`] (see [`Tap`]).
+    pub tap: Option<&'a Tap>,
 }
+
+/// A diagnostics callback `(layer, name, values)` over a block's intermediates, named as in
+/// llama.cpp's graph (`attn_norm`, `Qcur`, `Kcur`, `Vcur` before RoPE, `kqv_out`, `attn_out`,
+/// `ffn_inp`, `ffn_norm`, `ffn_gate`, `ffn_up`, `ffn_swiglu`, `ffn_out`, `l_out`); values are
+/// token-major `[T, width]`, the layout of llama.cpp's `[width, T]` tensors.
+pub type Tap = dyn Fn(usize, &str, &[f32]) + Send + Sync;
 
 impl<'a> BlockCtx<'a> {
     /// The context of block `layer` for the tokens laid out in `lay`.
@@ -170,6 +178,13 @@ impl<'a> BlockCtx<'a> {
             pos: &lay.pos,
             seqs: &lay.seqs,
             round_acts_like_llama: false,
+            tap: None,
+        }
+    }
+
+    fn emit(&self, name: &str, v: &[f32]) {
+        if let Some(tap) = self.tap {
+            tap(self.layer, name, v);
         }
     }
 
@@ -341,6 +356,7 @@ impl<'a> BlockCtx<'a> {
             sized(&mut a.xn1, n * d),
             sized(&mut a.inv1, n),
         );
+        self.emit("attn_norm", &a.xn1);
         let [uq, uk, uv, uo, ug, uu, udn] = &mut a.lora_u;
         self.linear(LoraTarget::Q, &a.xn1, sized(&mut a.q, n * qd), uq);
         self.linear(LoraTarget::K, &a.xn1, sized(&mut a.k, n * kvd), uk);
@@ -354,6 +370,9 @@ impl<'a> BlockCtx<'a> {
         if let Some(b) = &self.lw.bv {
             add_bias(&mut a.v, b);
         }
+        self.emit("Qcur", &a.q);
+        self.emit("Kcur", &a.k);
+        self.emit("Vcur", &a.v);
         self.rope.apply(&mut a.q, hp.n_head, self.pos, false);
         self.rope.apply(&mut a.k, hp.n_head_kv, self.pos, false);
         to_head_major(&a.q, hp.n_head, hd, sized(&mut a.qh, n * qd));
@@ -368,11 +387,14 @@ impl<'a> BlockCtx<'a> {
             sized(&mut a.att_h, n * qd),
         );
         to_token_major(&a.att_h, hp.n_head, hd, sized(&mut a.att, n * qd));
+        self.emit("kqv_out", &a.att);
         let h2 = sized(&mut a.h2, n * d);
         self.linear(LoraTarget::O, &a.att, h2, uo);
+        self.emit("attn_out", h2);
         for (x, &y) in h2.iter_mut().zip(h) {
             *x += y;
         }
+        self.emit("ffn_inp", &a.h2);
         rmsnorm_fwd(
             &a.h2,
             &self.lw.ffn_norm,
@@ -380,13 +402,19 @@ impl<'a> BlockCtx<'a> {
             sized(&mut a.xn2, n * d),
             sized(&mut a.inv2, n),
         );
+        self.emit("ffn_norm", &a.xn2);
         self.linear(LoraTarget::Gate, &a.xn2, sized(&mut a.g, n * ff), ug);
         self.linear(LoraTarget::Up, &a.xn2, sized(&mut a.u, n * ff), uu);
+        self.emit("ffn_gate", &a.g);
+        self.emit("ffn_up", &a.u);
         swiglu_fwd(&a.g, &a.u, sized(&mut a.act, n * ff));
+        self.emit("ffn_swiglu", &a.act);
         self.linear(LoraTarget::Down, &a.act, out, udn);
+        self.emit("ffn_out", out);
         for (x, &y) in out.iter_mut().zip(&a.h2) {
             *x += y;
         }
+        self.emit("l_out", out);
     }
 
     /// Given `dh` = ∂L/∂(block output), accumulates LoRA gradients and overwrites `dh` with

@@ -5,6 +5,8 @@ mod head;
 mod layer;
 pub mod layout;
 
+pub use layer::Tap;
+
 use std::sync::Arc;
 
 use crate::train::cpu::actquant::{round_activations, ActRounding};
@@ -78,6 +80,9 @@ pub struct Transformer {
     /// way llama.cpp's CPU backend does for the weight's type (Q8_1 blocks for Q4_1 weights,
     /// …), to compare with llama.cpp on quantized models. Default false (f32 activations).
     pub round_acts_like_llama: bool,
+    /// Diagnostics: in [`Transformer::logprobs`] and [`Transformer::layer_outputs`] only,
+    /// called with every block's intermediates (see [`Tap`]). Default `None`.
+    pub debug_tap: Option<Box<layer::Tap>>,
 }
 
 impl Transformer {
@@ -92,6 +97,7 @@ impl Transformer {
             pool,
             logit_chunk: 128,
             round_acts_like_llama: false,
+            debug_tap: None,
         })
     }
 
@@ -165,17 +171,7 @@ impl Transformer {
             let mut h = vec![0f32; n * d];
             let mut next = vec![0f32; n * d];
             self.embed(&lay, &mut h)?;
-            let mut dense = DenseLayer::default();
-            let mut acts = Acts::default();
-            for (l, lw) in m.layers.iter().enumerate() {
-                dense.load(lw)?;
-                let mut ctx = BlockCtx::new(&m.hp, lw, &dense, lora, l, &rope, &lay);
-                ctx.round_acts_like_llama = self.round_acts_like_llama;
-                ctx.forward(&h, &mut acts, &mut next);
-                std::mem::swap(&mut h, &mut next);
-            }
-            drop(acts);
-            drop(dense);
+            self.run_blocks(lora, &lay, &rope, &mut h, &mut next, |_, _| {})?;
             let mut inv = vec![0f32; n];
             rmsnorm_fwd(&h, &m.output_norm, m.hp.rms_eps, &mut next, &mut inv);
             if self.round_acts_like_llama {
@@ -203,6 +199,55 @@ impl Transformer {
                     Vec::new()
                 },
             ))
+        })
+    }
+
+    /// Runs every block on `h` (`[T, d]`, the embeddings on entry, the last block's output on
+    /// return); `next` is scratch of the same size. `on_layer(l, out)` sees each block's output.
+    fn run_blocks(
+        &self,
+        lora: Option<&LoraWeights>,
+        lay: &Layout,
+        rope: &RopeTable,
+        h: &mut Vec<f32>,
+        next: &mut Vec<f32>,
+        mut on_layer: impl FnMut(usize, &[f32]),
+    ) -> Result<()> {
+        let m = &*self.model;
+        let mut dense = DenseLayer::default();
+        let mut acts = Acts::default();
+        for (l, lw) in m.layers.iter().enumerate() {
+            dense.load(lw)?;
+            let mut ctx = BlockCtx::new(&m.hp, lw, &dense, lora, l, rope, lay);
+            ctx.round_acts_like_llama = self.round_acts_like_llama;
+            ctx.tap = self.debug_tap.as_deref();
+            ctx.forward(h, &mut acts, next);
+            std::mem::swap(h, next);
+            on_layer(l, h);
+        }
+        Ok(())
+    }
+
+    /// Diagnostics: the output of every block (`[n_layer][T × d]`, token-major, all sequences
+    /// concatenated) for comparing with another implementation layer by layer.
+    pub fn layer_outputs(
+        &self,
+        lora: Option<&LoraWeights>,
+        seqs: &[SeqRef<'_>],
+    ) -> Result<Vec<Vec<f32>>> {
+        self.check_lora(lora)?;
+        let lay = Layout::new(seqs, self.model.hp.n_vocab)?;
+        self.pool.install(|| {
+            let (n, d) = (lay.n_tokens(), self.model.hp.n_embd);
+            let rope = self.rope(&lay);
+            let mut h = vec![0f32; n * d];
+            let mut next = vec![0f32; n * d];
+            self.embed(&lay, &mut h)?;
+            let mut outs = Vec::new();
+            self.run_blocks(lora, &lay, &rope, &mut h, &mut next, |_, o| {
+                outs.push(o.to_vec())
+            })?;
+            Ok(outs)
         })
     }
 
