@@ -19,7 +19,7 @@ use crate::reward::{score_group, Completion};
 use crate::train::loss::{
     compute_advantages, grpo_loss_and_grad, Advantages, GrpoBatch, GrpoSequence, LossType,
 };
-use crate::train::model::SeqRef;
+use crate::train::model::JoinedSeqs;
 
 /// One scored completion of a step, as logged to `rollouts.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,19 +200,11 @@ impl Trainer {
             .collect();
         if loss_cfg.beta > 0.0 {
             if let Some(init) = &self.init_lora {
-                let toks: Vec<Vec<u32>> = seqs
-                    .iter()
-                    .map(|s| [s.prompt.as_slice(), &s.completion].concat())
-                    .collect();
-                let refs: Vec<SeqRef<'_>> = toks
-                    .iter()
-                    .zip(&seqs)
-                    .map(|(t, s)| SeqRef {
-                        tokens: t,
-                        score_from: s.prompt.len(),
-                    })
-                    .collect();
-                let lp = self.tf.logprobs(Some(init), &refs)?;
+                let joined = JoinedSeqs::completions(
+                    seqs.iter()
+                        .map(|s| (s.prompt.as_slice(), s.completion.as_slice())),
+                );
+                let lp = self.tf.logprobs(Some(init), &joined.refs())?;
                 for (s, l) in seqs.iter_mut().zip(lp) {
                     s.ref_logprobs = Some(l);
                 }

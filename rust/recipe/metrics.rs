@@ -163,26 +163,52 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::Io, format!("{}: {e}", path.display()))
 }
 
+/// The rows of a per-step JSONL log (any JSON objects with a `step` field, parsed as `T`) whose
+/// step is at most `keep_through`, each with its original line. Reading stops at the first line
+/// that does not parse: a line cut by a kill mid-write is dropped with everything after it.
+/// A missing file has no rows.
+pub(super) fn read_jsonl_through<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    keep_through: u64,
+) -> Result<Vec<(String, T)>> {
+    #[derive(Deserialize)]
+    struct Step {
+        step: u64,
+    }
+    let mut rows = Vec::new();
+    if !path.is_file() {
+        return Ok(rows);
+    }
+    let f = File::open(path).map_err(|e| io_err(path, e))?;
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(|e| io_err(path, e))?;
+        let (Ok(step), Ok(row)) = (
+            serde_json::from_str::<Step>(&line),
+            serde_json::from_str::<T>(&line),
+        ) else {
+            break;
+        };
+        if step.step <= keep_through {
+            rows.push((line, row));
+        }
+    }
+    Ok(rows)
+}
+
 impl MetricsLog {
     /// Opens the log in `dir`, keeping existing rows with `step <= keep_through` (the step of
     /// the checkpoint being resumed; 0 for a fresh run) and rewriting both files to match.
     pub fn open(dir: &Path, keep_through: u64) -> Result<MetricsLog> {
         let jsonl = dir.join("metrics.jsonl");
         let csv = dir.join("metrics.csv");
-        let mut rows = Vec::new();
-        if keep_through > 0 && jsonl.is_file() {
-            let f = File::open(&jsonl).map_err(|e| io_err(&jsonl, e))?;
-            for line in BufReader::new(f).lines() {
-                let line = line.map_err(|e| io_err(&jsonl, e))?;
-                // A line cut by a kill mid-write is dropped with everything after it.
-                let Ok(row) = serde_json::from_str::<StepMetrics>(&line) else {
-                    break;
-                };
-                if row.step <= keep_through {
-                    rows.push(row);
-                }
-            }
-        }
+        let rows = if keep_through > 0 {
+            read_jsonl_through::<StepMetrics>(&jsonl, keep_through)?
+                .into_iter()
+                .map(|(_, row)| row)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let log = MetricsLog { jsonl, csv, rows };
         log.rewrite()?;
         Ok(log)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::chart::{write_chart, Series};
 use super::grpo::RolloutRecord;
-use super::metrics::StepMetrics;
+use super::metrics::{read_jsonl_through, StepMetrics};
 use super::trainer::{Stage, Trainer, CHART_FILE};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -120,17 +120,10 @@ impl Trainer {
         if !path.is_file() {
             return Ok(());
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
         let mut kept = String::new();
-        for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                break;
-            };
-            if v["step"].as_u64().is_some_and(|s| s <= keep_through) {
-                kept += line;
-                kept.push('\n');
-            }
+        for (line, _) in read_jsonl_through::<serde::de::IgnoredAny>(&path, keep_through)? {
+            kept += &line;
+            kept.push('\n');
         }
         crate::train::atomic::write_bytes_atomic(&path, kept.as_bytes()).map_err(Error::from)
     }

@@ -7,8 +7,7 @@ use super::data::Problem;
 use super::metrics::StepMetrics;
 use super::trainer::{Stage, Trainer};
 use crate::error::{Error, Result};
-use crate::train::loss::{sft_loss_and_grad, SftConfig, SftExample};
-use crate::train::model::SeqRef;
+use crate::train::loss::{join_examples, sft_loss_and_grad, SftConfig, SftExample};
 
 impl Trainer {
     /// Prompt (chat template + system prompt) and completion (solution + end-of-sequence)
@@ -145,23 +144,8 @@ impl Trainer {
             .collect::<Result<Vec<_>>>()?;
         let (mut sum, mut n) = (0.0f64, 0usize);
         for chunk in examples.chunks(self.cfg.sft.micro_batch) {
-            let toks: Vec<Vec<u32>> = chunk
-                .iter()
-                .map(|e| [e.prompt.as_slice(), &e.completion].concat())
-                .collect();
-            let seqs: Vec<SeqRef<'_>> = toks
-                .iter()
-                .zip(chunk)
-                .map(|(t, e)| SeqRef {
-                    tokens: t,
-                    score_from: if self.cfg.sft.completion_only {
-                        e.prompt.len().max(1)
-                    } else {
-                        1
-                    },
-                })
-                .collect();
-            for lp in self.tf.logprobs(Some(&self.lora), &seqs)? {
+            let joined = join_examples(chunk, self.cfg.sft.completion_only);
+            for lp in self.tf.logprobs(Some(&self.lora), &joined.refs())? {
                 sum -= lp.iter().map(|&v| v as f64).sum::<f64>();
                 n += lp.len();
             }

@@ -1,39 +1,9 @@
 /* abi_errors.c: every bad input through the C ABI gives an error with a message, never a crash.
  * Usage: ./abi_errors MODEL.gguf    (exit 0 = all checks passed)
  */
-#include "fmr.h"
+#include "expect.h"
 
-#include <stdio.h>
-#include <string.h>
-
-static int failures = 0;
-
-/* Expects `err` to be an error with `code`; frees it. */
-static void expect_error(const char *what, fmr_error *err, fmr_error_code_t code) {
-    if (err == NULL) {
-        fprintf(stderr, "FAIL %s: expected error %u, got success\n", what, (unsigned)code);
-        failures++;
-        return;
-    }
-    size_t len = 0;
-    const char *msg = fmr_error_message(err, &len);
-    if (fmr_error_code(err) != code || len == 0 || strlen(msg) != len) {
-        fprintf(stderr, "FAIL %s: got code %u (%s), expected %u\n", what, (unsigned)fmr_error_code(err), msg,
-                (unsigned)code);
-        failures++;
-    } else {
-        printf("ok   %s: %s\n", what, msg);
-    }
-    fmr_error_free(err);
-}
-
-static void expect_ok(const char *what, fmr_error *err) {
-    if (err != NULL) {
-        fprintf(stderr, "FAIL %s: %s\n", what, fmr_error_message(err, NULL));
-        fmr_error_free(err);
-        failures++;
-    }
-}
+#include <stdbool.h>
 
 static bool cancel_at_once(const fmr_token_event *event, void *user_data) {
     (void)event;

@@ -2,30 +2,9 @@
  * out-parameters and the trainer untouched; never a crash.
  * Usage: ./trainer_errors MODEL.gguf TRAIN.jsonl OUT_DIR    (exit 0 = all checks passed)
  */
-#include "fmr.h"
+#include "expect.h"
 
-#include <stdio.h>
-#include <string.h>
-
-static int failures = 0;
-
-static void expect_error(const char *what, fmr_error *err, fmr_error_code_t code) {
-    if (err == NULL) {
-        fprintf(stderr, "FAIL %s: expected error %u, got success\n", what, (unsigned)code);
-        failures++;
-        return;
-    }
-    size_t len = 0;
-    const char *msg = fmr_error_message(err, &len);
-    if (fmr_error_code(err) != code || len == 0) {
-        fprintf(stderr, "FAIL %s: got code %u (%s), expected %u\n", what,
-                (unsigned)fmr_error_code(err), msg, (unsigned)code);
-        failures++;
-    } else {
-        printf("ok   %s: %s\n", what, msg);
-    }
-    fmr_error_free(err);
-}
+#include <stdbool.h>
 
 static bool failing_reward(const fmr_reward_input *in, void *user_data, double *reward) {
     (void)in;

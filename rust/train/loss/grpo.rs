@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::train::error::{Result, TrainError};
 use crate::train::lora::LoraWeights;
-use crate::train::model::{SeqRef, Transformer};
+use crate::train::model::{JoinedSeqs, SeqRef, Transformer};
 
 /// Loss normalisation (TRL's `loss_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,7 +306,6 @@ pub fn grpo_loss_and_grad(
             compute_advantages(rewards, groups, cfg.scale_rewards)?
         }
     };
-    let mut tokens = Vec::with_capacity(n);
     for (i, s) in batch.seqs.iter().enumerate() {
         if s.prompt.is_empty() {
             return Err(TrainError::config(format!("sequence {i}: empty prompt")));
@@ -326,18 +325,14 @@ pub fn grpo_loss_and_grad(
                 }
             }
         }
-        let mut t = s.prompt.clone();
-        t.extend_from_slice(&s.completion);
-        tokens.push(t);
     }
-    let refs: Vec<SeqRef> = tokens
-        .iter()
-        .zip(&batch.seqs)
-        .map(|(t, s)| SeqRef {
-            tokens: t,
-            score_from: s.prompt.len(),
-        })
-        .collect();
+    let joined = JoinedSeqs::completions(
+        batch
+            .seqs
+            .iter()
+            .map(|s| (s.prompt.as_slice(), s.completion.as_slice())),
+    );
+    let refs = joined.refs();
     let mask: Vec<usize> = batch
         .seqs
         .iter()

@@ -7,4 +7,6 @@ pub use grpo::{
     compute_advantages, grpo_loss_and_grad, grpo_loss_from_logprobs, Advantages, GrpoBatch,
     GrpoConfig, GrpoSequence, GrpoStats, LossType, ScaleRewards,
 };
-pub use sft::{sft_loss_and_grad, sft_loss_from_logprobs, SftConfig, SftExample, SftStats};
+pub use sft::{
+    join_examples, sft_loss_and_grad, sft_loss_from_logprobs, SftConfig, SftExample, SftStats,
+};

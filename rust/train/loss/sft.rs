@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::train::error::{Result, TrainError};
 use crate::train::lora::LoraWeights;
-use crate::train::model::{SeqRef, Transformer};
+use crate::train::model::{JoinedSeqs, Transformer};
 
 /// SFT options.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -38,6 +38,19 @@ pub fn sft_loss_from_logprobs(logp: &[Vec<f32>]) -> (SftStats, Vec<Vec<f32>>) {
     (SftStats { loss, n_tokens: n }, g)
 }
 
+/// Prompt + solution sequences of `examples`, scored from the first completion token when
+/// `completion_only` (from token 1 if the prompt is empty), else from token 1.
+pub fn join_examples(examples: &[SftExample], completion_only: bool) -> JoinedSeqs {
+    JoinedSeqs::new(examples.iter().map(|e| {
+        let from = if completion_only {
+            e.prompt.len().max(1)
+        } else {
+            1
+        };
+        (e.prompt.as_slice(), e.completion.as_slice(), from)
+    }))
+}
+
 /// Computes the SFT loss of `examples` under `lora` and **adds** its gradient to `grads`.
 pub fn sft_loss_and_grad(
     tf: &Transformer,
@@ -49,27 +62,13 @@ pub fn sft_loss_and_grad(
     if examples.is_empty() {
         return Err(TrainError::config("empty SFT batch"));
     }
-    let tokens: Vec<Vec<u32>> = examples
-        .iter()
-        .map(|e| [e.prompt.as_slice(), &e.completion].concat())
-        .collect();
-    let mut refs = Vec::with_capacity(tokens.len());
-    for (i, (t, e)) in tokens.iter().zip(examples).enumerate() {
-        if t.len() < 2 {
-            return Err(TrainError::config(format!(
-                "example {i}: needs at least two tokens"
-            )));
-        }
-        let from = if cfg.completion_only {
-            e.prompt.len().max(1)
-        } else {
-            1
-        };
-        refs.push(SeqRef {
-            tokens: t,
-            score_from: from,
-        });
+    let joined = join_examples(examples, cfg.completion_only);
+    if let Some(i) = joined.tokens().iter().position(|t| t.len() < 2) {
+        return Err(TrainError::config(format!(
+            "example {i}: needs at least two tokens"
+        )));
     }
+    let refs = joined.refs();
     let mut stats = SftStats::default();
     tf.forward_backward(
         lora,

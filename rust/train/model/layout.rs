@@ -22,6 +22,48 @@ impl<'a> SeqRef<'a> {
     }
 }
 
+/// Prompt + completion pairs joined into owned token sequences, each scored from a position the
+/// caller chooses; borrow them as [`SeqRef`]s with [`JoinedSeqs::refs`].
+#[derive(Clone, Debug, Default)]
+pub struct JoinedSeqs {
+    tokens: Vec<Vec<u32>>,
+    score_from: Vec<usize>,
+}
+
+impl JoinedSeqs {
+    /// `(prompt, completion, score_from)` per sequence; `score_from` indexes the joined tokens.
+    pub fn new<'p>(parts: impl IntoIterator<Item = (&'p [u32], &'p [u32], usize)>) -> Self {
+        let mut joined = JoinedSeqs::default();
+        for (prompt, completion, from) in parts {
+            joined.tokens.push([prompt, completion].concat());
+            joined.score_from.push(from);
+        }
+        joined
+    }
+
+    /// Scores exactly the completion tokens (`score_from` = prompt length).
+    pub fn completions<'p>(pairs: impl IntoIterator<Item = (&'p [u32], &'p [u32])>) -> Self {
+        JoinedSeqs::new(pairs.into_iter().map(|(p, c)| (p, c, p.len())))
+    }
+
+    /// The joined token sequences.
+    pub fn tokens(&self) -> &[Vec<u32>] {
+        &self.tokens
+    }
+
+    /// One [`SeqRef`] per sequence, borrowing from `self`.
+    pub fn refs(&self) -> Vec<SeqRef<'_>> {
+        self.tokens
+            .iter()
+            .zip(&self.score_from)
+            .map(|(t, &from)| SeqRef {
+                tokens: t,
+                score_from: from,
+            })
+            .collect()
+    }
+}
+
 /// Token-stream layout of a batch.
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {

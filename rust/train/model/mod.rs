@@ -17,7 +17,7 @@ use crate::train::lora::LoraWeights;
 use crate::train::weights::GgufModel;
 use layer::{Acts, BlockCtx, DenseLayer, Grads};
 use layout::Layout;
-pub use layout::SeqRef;
+pub use layout::{JoinedSeqs, SeqRef};
 
 /// Memory used by the last [`Transformer::forward_backward`] call, in bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
