@@ -103,6 +103,10 @@ pub struct RewardConfig {
     /// The format reward needs a `</think>` after the boxed answer (the paper's rule, default
     /// true); false suits models that do not think in tags: a boxed answer anywhere counts.
     pub format_requires_think: bool,
+    /// The Kimi length reward only ranks correct answers: wrong ones get 0 instead of
+    /// `min(0, λ)` (default false = the paper). Keeps the length term from rewarding short
+    /// wrong answers, e.g. ones that skip a step.
+    pub length_only_correct: bool,
 }
 
 impl Default for RewardConfig {
@@ -115,6 +119,7 @@ impl Default for RewardConfig {
             gold_unparseable_counts_correct: false,
             verify: VerifyOptions::default(),
             format_requires_think: true,
+            length_only_correct: false,
         }
     }
 }

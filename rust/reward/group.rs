@@ -121,8 +121,22 @@ pub fn score_group(gold: &str, completions: &[Completion], cfg: &RewardConfig) -
         .collect();
     let lens: Vec<usize> = scored.iter().map(|s| s.length_value).collect();
     let ok: Vec<bool> = scored.iter().map(|s| s.correct).collect();
-    let length = length_rewards(&lens, &ok);
+    let length = length_component(&lens, &ok, cfg);
     finish(scored, &length, cfg)
+}
+
+/// The Kimi length reward of each completion, with wrong answers set to 0 when
+/// `cfg.length_only_correct`.
+fn length_component(lens: &[usize], ok: &[bool], cfg: &RewardConfig) -> Vec<f64> {
+    let mut length = length_rewards(lens, ok);
+    if cfg.length_only_correct {
+        for (l, &correct) in length.iter_mut().zip(ok) {
+            if !correct {
+                *l = 0.0;
+            }
+        }
+    }
+    length
 }
 
 /// Scores several problems; with `length_scope = batch` the Kimi length reward is normalised
@@ -140,7 +154,7 @@ pub fn score_batch(problems: &[(&str, &[Completion])], cfg: &RewardConfig) -> Ve
         .collect();
     let lens: Vec<usize> = scored.iter().flatten().map(|s| s.length_value).collect();
     let ok: Vec<bool> = scored.iter().flatten().map(|s| s.correct).collect();
-    let all = length_rewards(&lens, &ok);
+    let all = length_component(&lens, &ok, cfg);
     let mut offset = 0;
     scored
         .into_iter()

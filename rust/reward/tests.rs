@@ -270,3 +270,26 @@ fn accuracy_table() {
     assert_eq!(accuracy_reward("", "\\boxed{1}", &lenient), 1.0);
     assert_eq!(accuracy_reward("3", "no answer", &lenient), 0.0);
 }
+
+#[test]
+fn length_only_correct_leaves_wrong_answers_at_zero() {
+    let mut comps = group();
+    comps[1].num_tokens = 40_000; // the wrong answer is now the longest: λ = −0.5
+    let paper = RewardConfig {
+        length_unit: LengthUnit::Tokens,
+        ..RewardConfig::default()
+    };
+    let only = RewardConfig {
+        length_only_correct: true,
+        ..paper.clone()
+    };
+    let a = score_group("3", &comps, &paper);
+    let b = score_group("3", &comps, &only);
+    assert!(near(a.completions[1].length, -0.5), "{:?}", a.completions[1]);
+    assert!(near(b.completions[1].length, 0.0), "{:?}", b.completions[1]);
+    for i in [0, 2] {
+        assert!(near(a.completions[i].length, b.completions[i].length));
+        assert!(a.completions[i].correct);
+    }
+    assert!(near(b.completions[1].total - a.completions[1].total, 0.5));
+}
