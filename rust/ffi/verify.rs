@@ -151,9 +151,10 @@ pub struct fmr_reward_scores {
 
 /// Scores `n` completions of one problem with the paper's rewards. `config_json` (may be empty
 /// for the paper's values) holds `weights` {`format`, `cosine`, `length`, `accuracy`}, `cosine`
-/// constants, `length_unit` (`chars`|`tokens`), `gold_unparseable_counts_correct` (default
-/// false) and `verify` options; unknown keys are errors. Writes `n` entries to the caller's
-/// array `scores`. Pure and thread-safe.
+/// constants, `length_unit` (`chars`|`tokens`), `length_scope` (`group`|`batch`),
+/// `gold_unparseable_counts_correct` (default false), `format_requires_think` (default true),
+/// `length_only_correct` (default false) and `verify` options; unknown keys are errors. Writes
+/// `n` entries to the caller's array `scores`. Pure and thread-safe.
 ///
 /// # Safety
 /// `completions` holds `n` valid entries; `scores` is writable for `n` entries.

@@ -285,7 +285,11 @@ fn length_only_correct_leaves_wrong_answers_at_zero() {
     };
     let a = score_group("3", &comps, &paper);
     let b = score_group("3", &comps, &only);
-    assert!(near(a.completions[1].length, -0.5), "{:?}", a.completions[1]);
+    assert!(
+        near(a.completions[1].length, -0.5),
+        "{:?}",
+        a.completions[1]
+    );
     assert!(near(b.completions[1].length, 0.0), "{:?}", b.completions[1]);
     for i in [0, 2] {
         assert!(near(a.completions[i].length, b.completions[i].length));
