@@ -371,7 +371,6 @@ fn rel_diff(a: &[f32], b: &[f32]) -> (f64, f64) {
 ///   layer by layer; `smollm2_q41_parity` shows llama.cpp does the same against itself.
 #[test]
 fn smollm2_q41_layer_by_layer() {
-    use fmr::train::cpu::actquant::round_q8_1_with_sum_error;
     type Taps = std::collections::HashMap<String, Vec<f32>>;
 
     let q = common::smollm2_q41();
@@ -398,13 +397,13 @@ fn smollm2_q41_layer_by_layer() {
     }));
     let rounded = ours.layer_outputs(None, &seq).unwrap();
     let taps = taps.lock().unwrap();
-    let llama_q = |name: &str| &tq[name][0].data; // first node of that name: before RoPE
+    let llama_q = |name: &str| &tq[name][0]; // first node of that name: before RoPE
 
     // Block outputs (llama.cpp keeps only its output rows in the last block: skipped).
     let mut worst_f32 = 0f64;
     for l in 0..model.hp.n_layer - 1 {
-        let lq = &tq[&format!("l_out-{l}")].last().unwrap().data;
-        let lf = &tf[&format!("l_out-{l}")].last().unwrap().data;
+        let lq = tq[&format!("l_out-{l}")].last().unwrap();
+        let lf = tf[&format!("l_out-{l}")].last().unwrap();
         let ours_f32 = rel_diff(&plain[l], lf).0;
         worst_f32 = worst_f32.max(ours_f32);
         eprintln!(
@@ -444,26 +443,8 @@ fn smollm2_q41_layer_by_layer() {
         ("down", &lw.w_down, "ffn_swiglu-0", "ffn_out-0"),
     ] {
         let (x, y) = (llama_q(input), llama_q(output));
-        let (dout, din) = (wt.rows, wt.cols);
-        let n = x.len() / din;
-        assert_eq!(y.len(), n * dout, "{label}");
-        let w = wt.to_f32().unwrap();
-        let mut xr = x.clone();
-        let err = round_q8_1_with_sum_error(&mut xr, din);
-        let mins = wt.q4_1_block_mins().unwrap();
-        let nb = din / 32;
-        let mut emul = vec![0f32; n * dout];
-        let mut plain_y = vec![0f32; n * dout];
-        for t in 0..n {
-            for o in 0..dout {
-                let row = &w[o * din..(o + 1) * din];
-                plain_y[t * dout + o] = (0..din).map(|i| x[t * din + i] * row[i]).sum();
-                emul[t * dout + o] = (0..din).map(|i| xr[t * din + i] * row[i]).sum::<f32>()
-                    + (0..nb)
-                        .map(|b| err[t * nb + b] * mins[o * nb + b])
-                        .sum::<f32>();
-            }
-        }
+        assert_eq!(y.len(), x.len() / wt.cols * wt.rows, "{label}");
+        let (plain_y, emul) = common::q4_1_products(wt, x);
         let (d_f32, d_emul) = (rel_diff(&plain_y, y).0, rel_diff(&emul, y).0);
         eprintln!(
             "layer 0 {label} product on llama.cpp's input: f32 {d_f32:.2e}, emulated {d_emul:.2e}"

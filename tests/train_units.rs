@@ -433,7 +433,6 @@ fn sft_training_reduces_loss() {
 /// block sums' f16 error added back) against ggml's own `mul_mat` on the CPU.
 #[test]
 fn q4_1_product_emulation_matches_ggml_mul_mat() {
-    use fmr::train::cpu::actquant::round_q8_1_with_sum_error;
     use fmr::train::weights::{GgmlType, QTensor};
     use llama_cpp_sys_2 as sys;
     let (dout, din, n) = (48usize, 256usize, 5usize);
@@ -478,23 +477,11 @@ fn q4_1_product_emulation_matches_ggml_mul_mat() {
         out
     };
     let qt = QTensor::new("w".into(), GgmlType::Q4_1, dout, din, wq).unwrap();
-    let wd = qt.to_f32().unwrap();
-    let mins = qt.q4_1_block_mins().unwrap();
-    let mut xr = x.clone();
-    let err = round_q8_1_with_sum_error(&mut xr, din);
-    let nb = din / 32;
+    let (plain, emul) = common::q4_1_products(&qt, &x);
     let (mut worst_f32, mut worst_emul) = (0f32, 0f32);
-    for t in 0..n {
-        for o in 0..dout {
-            let plain: f32 = (0..din).map(|i| x[t * din + i] * wd[o * din + i]).sum();
-            let mut emul: f32 = (0..din).map(|i| xr[t * din + i] * wd[o * din + i]).sum();
-            emul += (0..nb)
-                .map(|b| err[t * nb + b] * mins[o * nb + b])
-                .sum::<f32>();
-            let g = theirs[t * dout + o];
-            worst_f32 = worst_f32.max((plain - g).abs());
-            worst_emul = worst_emul.max((emul - g).abs());
-        }
+    for ((p, e), g) in plain.iter().zip(&emul).zip(&theirs) {
+        worst_f32 = worst_f32.max((p - g).abs());
+        worst_emul = worst_emul.max((e - g).abs());
     }
     eprintln!(
         "Q4_1 product vs ggml: f32 activations max |Δ| {worst_f32:.3e}, emulated {worst_emul:.3e}"

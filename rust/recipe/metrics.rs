@@ -163,18 +163,20 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::Io, format!("{}: {e}", path.display()))
 }
 
-/// The rows of a per-step JSONL log (any JSON objects with a `step` field, parsed as `T`) whose
-/// step is at most `keep_through`, each with its original line. Reading stops at the first line
-/// that does not parse: a line cut by a kill mid-write is dropped with everything after it.
-/// A missing file has no rows.
+/// A JSONL row reduced to its `step` (for logs whose other fields are not needed).
+#[derive(Deserialize)]
+pub(super) struct StepOnly {
+    pub step: u64,
+}
+
+/// The rows of a per-step JSONL log, parsed as `T`, whose `step_of` is at most `keep_through`,
+/// each with its original line. Reading stops at the first line that does not parse: a line
+/// cut by a kill mid-write is dropped with everything after it. A missing file has no rows.
 pub(super) fn read_jsonl_through<T: serde::de::DeserializeOwned>(
     path: &Path,
     keep_through: u64,
+    step_of: impl Fn(&T) -> u64,
 ) -> Result<Vec<(String, T)>> {
-    #[derive(Deserialize)]
-    struct Step {
-        step: u64,
-    }
     let mut rows = Vec::new();
     if !path.is_file() {
         return Ok(rows);
@@ -182,13 +184,10 @@ pub(super) fn read_jsonl_through<T: serde::de::DeserializeOwned>(
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     for line in BufReader::new(f).lines() {
         let line = line.map_err(|e| io_err(path, e))?;
-        let (Ok(step), Ok(row)) = (
-            serde_json::from_str::<Step>(&line),
-            serde_json::from_str::<T>(&line),
-        ) else {
+        let Ok(row) = serde_json::from_str::<T>(&line) else {
             break;
         };
-        if step.step <= keep_through {
+        if step_of(&row) <= keep_through {
             rows.push((line, row));
         }
     }
@@ -202,7 +201,7 @@ impl MetricsLog {
         let jsonl = dir.join("metrics.jsonl");
         let csv = dir.join("metrics.csv");
         let rows = if keep_through > 0 {
-            read_jsonl_through::<StepMetrics>(&jsonl, keep_through)?
+            read_jsonl_through(&jsonl, keep_through, |m: &StepMetrics| m.step)?
                 .into_iter()
                 .map(|(_, row)| row)
                 .collect()

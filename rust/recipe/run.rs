@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::chart::{write_chart, Series};
 use super::grpo::RolloutRecord;
-use super::metrics::{read_jsonl_through, StepMetrics};
+use super::metrics::{read_jsonl_through, StepMetrics, StepOnly};
 use super::trainer::{Stage, Trainer, CHART_FILE};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -121,7 +121,7 @@ impl Trainer {
             return Ok(());
         }
         let mut kept = String::new();
-        for (line, _) in read_jsonl_through::<serde::de::IgnoredAny>(&path, keep_through)? {
+        for (line, _) in read_jsonl_through(&path, keep_through, |r: &StepOnly| r.step)? {
             kept += &line;
             kept.push('\n');
         }

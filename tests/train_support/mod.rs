@@ -62,7 +62,7 @@ impl LlamaRef {
     }
 
     /// As [`LlamaRef::new`], with llama.cpp's flash-attention kernel on or off (same F32 KV
-    /// cache; only the order of the attention arithmetic changes).
+    /// cache; only the attention kernel changes).
     pub fn with_flash_attn(
         model: &Path,
         adapter: Option<&Path>,
@@ -174,3 +174,30 @@ pub const TEXTS: [&str; 3] = [
     "The quick brown fox jumps over the lazy dog. In mathematics, a prime number is a natural number greater than 1 that is not a product of two smaller natural numbers.",
     "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n\nprint([fibonacci(i) for i in range(10)])",
 ];
+
+/// `x Wᵀ` for a Q4_1 weight `wt` (`[rows, cols]`) and activations `x` (`[n, cols]`), computed
+/// two ways: with f32 activations, and with llama.cpp's CPU arithmetic emulated (rows rounded to
+/// Q8_1 blocks, the f16 block-sum error added back). Returns `(f32, emulated)`, each `[n, rows]`.
+pub fn q4_1_products(wt: &fmr::train::weights::QTensor, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    use fmr::train::cpu::actquant::round_q8_1_with_sum_error;
+    let (dout, din) = (wt.rows, wt.cols);
+    let n = x.len() / din;
+    let w = wt.to_f32().expect("dequantize");
+    let mins = wt.q4_1_block_mins().expect("a Q4_1 weight");
+    let mut xr = x.to_vec();
+    let err = round_q8_1_with_sum_error(&mut xr, din);
+    let nb = din / 32;
+    let mut plain = vec![0f32; n * dout];
+    let mut emul = vec![0f32; n * dout];
+    for t in 0..n {
+        for o in 0..dout {
+            let row = &w[o * din..(o + 1) * din];
+            plain[t * dout + o] = (0..din).map(|i| x[t * din + i] * row[i]).sum();
+            emul[t * dout + o] = (0..din).map(|i| xr[t * din + i] * row[i]).sum::<f32>()
+                + (0..nb)
+                    .map(|b| err[t * nb + b] * mins[o * nb + b])
+                    .sum::<f32>();
+        }
+    }
+    (plain, emul)
+}

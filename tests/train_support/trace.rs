@@ -5,17 +5,12 @@ use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
 use std::path::Path;
 
-use fmr::engine::{Model, ModelParams};
 use llama_cpp_sys_2 as sys;
 
-/// One captured tensor's f32 values, in ggml's layout (innermost dimension first).
-pub struct Captured {
-    pub data: Vec<f32>,
-}
-
-/// Tensors by name; a name used by several nodes (e.g. `Qcur-0` after the product, the reshape
-/// and the rope) keeps each in graph order.
-pub type Trace = HashMap<String, Vec<Captured>>;
+/// Tensors by name, each as f32 values in ggml's layout (innermost dimension first); a name
+/// used by several nodes (e.g. `Qcur-0` after the product, the reshape and the rope) keeps each
+/// in graph order.
+pub type Trace = HashMap<String, Vec<Vec<f32>>>;
 
 struct Capture {
     want: fn(&str) -> bool,
@@ -35,7 +30,7 @@ unsafe extern "C" fn on_tensor(t: *mut sys::ggml_tensor, ask: bool, user: *mut c
         let n = (sys::ggml_nbytes(t) / 4) as usize;
         let mut data = vec![0f32; n];
         sys::ggml_backend_tensor_get(t, data.as_mut_ptr().cast(), 0, n * 4);
-        cap.out.entry(name).or_default().push(Captured { data });
+        cap.out.entry(name).or_default().push(data);
     }
     true
 }
@@ -43,8 +38,7 @@ unsafe extern "C" fn on_tensor(t: *mut sys::ggml_tensor, ask: bool, user: *mut c
 /// Runs llama.cpp on `tokens` (one sequence, one batch, F32 KV cache, flash attention off,
 /// 2 threads) and returns the contiguous f32 tensors whose names `want` accepts.
 pub fn trace(model_path: &Path, tokens: &[u32], want: fn(&str) -> bool) -> Trace {
-    // Loading once through the engine initialises llama.cpp's backends (and checks the file).
-    drop(Model::load(model_path, &ModelParams::default()).expect("load model"));
+    fmr::engine::init_backend();
     let cpath = std::ffi::CString::new(model_path.to_str().expect("utf-8 path")).unwrap();
     let mut cap = Box::new(Capture {
         want,
