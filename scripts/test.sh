@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh smollm2
 cargo fmt --all -- --check
+# The recipe's data generator (answers, arithmetic, disjointness, determinism) on a tiny GSM8K
+# fixture, in both SFT styles.
+for style in plain varied; do
+  python3 scripts/recipe/gen_recipe_data.py --gsm8k-train tests/fixtures/gsm8k_train_tiny.jsonl \
+    --n-sft-gsm8k 24 --n-sft-gen 64 --n-grpo 100 --n-heldout 50 --verbosity "$style" --self-test
+done
 cargo build --release --all-targets
 cargo clippy --release --all-targets -- -D warnings
 # Tests run two at a time; idle OpenMP threads must sleep, not spin, or they starve each other.

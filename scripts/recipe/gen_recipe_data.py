@@ -9,6 +9,11 @@ Outputs (in --out DIR):
   heldout.jsonl                   {"problem", "answer"}   generated, separate
       seed stream, disjoint (by problem text) from all SFT and GRPO problems.
 
+With --verbosity varied, each SFT solution carries 0-3 self-verification lines
+(drawn from a separate seed stream, so problems, GRPO and held-out rows are the
+same as with --verbosity plain): the redundant re-checking that long reasoning
+traces carry and that the GRPO stage's length rewards are meant to trim.
+
 Standard library only; output is a pure function of the arguments.
 """
 
@@ -342,12 +347,59 @@ def step_line(s):
     return f"{s['text']} {s['a']} {s['op']} {s['b']} = {s['r']}{s['unit']}."
 
 
-def render_solution(facts, steps):
+def inverse_check(s):
+    """The plain style's check: undo the step with its second operand (r inv b = a)."""
+    inv = INVERSE[s["op"]]
+    return f"Check: {s['r']} {inv} {s['b']} = {OPS[inv](s['r'], s['b'])}."
+
+
+def other_operand_check(s):
+    """Recover the second operand from the result (r - a = b, r / a = b, a - r = b, a / r = b)."""
+    a, op, r = s["a"], s["op"], s["r"]
+    if op == "+":
+        return f"Check: {r} - {a} = {r - a}."
+    if op == "*":
+        return f"Check: {r} / {a} = {r // a}." if a else None
+    if op == "-":
+        return f"Check: {a} - {r} = {a - r}."
+    return f"Check: {a} / {r} = {a // r}." if r else None
+
+
+def recompute_check(s):
+    return f"Let me verify: {s['a']} {s['op']} {s['b']} = {s['r']}."
+
+
+def verification_lines(steps):
+    """Every verification line for `steps`; the first is the plain style's check."""
     last = steps[-1]
-    inv = INVERSE[last["op"]]
-    check = f"Check: {last['r']} {inv} {last['b']} = {OPS[inv](last['r'], last['b'])}."
-    lines = [OPENER, facts] + [step_line(s) for s in steps]
-    lines += [check, f"So the answer is \\boxed{{{last['r']}}}."]
+    rest = [other_operand_check(last), recompute_check(last)]
+    for s in reversed(steps[:-1]):
+        rest += [inverse_check(s), other_operand_check(s), recompute_check(s)]
+    return [inverse_check(last)] + [ln for ln in rest if ln]
+
+
+# How many verification lines a --verbosity varied solution carries: 0..3.
+VERIFICATION_COUNTS = [0, 1, 2, 3]
+VERIFICATION_WEIGHTS = [0.2, 0.3, 0.3, 0.2]
+
+
+def pick_verification(rng, candidates):
+    """The plain check first (when any is kept), then others in random order."""
+    k = rng.choices(VERIFICATION_COUNTS, VERIFICATION_WEIGHTS)[0]
+    if k == 0 or not candidates:
+        return []
+    others = candidates[1:]
+    rng.shuffle(others)
+    return ([candidates[0]] + others)[:k]
+
+
+def render_solution(facts, steps, checks=None):
+    """Opener, facts, one line per step, the checks (default: the plain one), boxed answer."""
+    last = steps[-1]
+    if checks is None:
+        checks = [inverse_check(last)]
+    lines = [OPENER, facts] + [step_line(s) for s in steps] + checks
+    lines += [f"So the answer is \\boxed{{{last['r']}}}."]
     return "\n".join(lines)
 
 
@@ -361,7 +413,7 @@ def gen_problem(rng, two_step):
             continue
         return {"template": name, "problem": prob,
                 "solution": render_solution(facts, steps),
-                "answer": str(steps[-1]["r"])}
+                "answer": str(steps[-1]["r"]), "facts": facts, "steps": steps}
 
 
 def gen_unique(rng, n, exclude, start_parity=0):
@@ -405,15 +457,24 @@ def rewrite_gsm8k(row):
         return None
     expr, res = annots[-1].rsplit("=", 1)
     clean = [re.sub(r"\s+", " ", ANNOT_RE.sub("", ln)).strip() for ln in body]
-    solution = "\n".join([OPENER] + clean + [f"Check: {expr.strip()} = {res.strip()}.",
-                                            f"So the answer is \\boxed{{{answer}}}."])
+    solution = gsm8k_solution(clean, [f"Check: {expr.strip()} = {res.strip()}."], answer)
     problem = re.sub(r"\s+", " ", row["question"]).strip()
     short = len(body) <= 3
     consistent = res.strip().replace(",", "") == answer
     fits = (len(solution.split()) <= MAX_SOLUTION_WORDS
             and len(problem.split()) <= MAX_GSM8K_PROBLEM_WORDS)
     tier = (0 if short else 1) * 2 + (0 if consistent and fits else 1)
-    return {"problem": problem, "solution": solution, "answer": answer}, tier
+    # Verification candidates for --verbosity varied: the plain check, then every other
+    # annotation recomputed, last first.
+    checks = [f"Check: {expr.strip()} = {res.strip()}."]
+    checks += [f"Let me verify: {e.strip()} = {r.strip()}."
+               for e, r in (a.rsplit("=", 1) for a in reversed(annots[:-1]))]
+    return {"problem": problem, "solution": solution, "answer": answer,
+            "body": clean, "checks": checks}, tier
+
+
+def gsm8k_solution(body, checks, answer):
+    return "\n".join([OPENER] + body + checks + [f"So the answer is \\boxed{{{answer}}}."])
 
 
 def load_gsm8k(path, n, rng):
@@ -455,8 +516,16 @@ def build(args):
     used = {r["problem"] for r in gsm} | {r["problem"] for r in gen}
     held = gen_unique(rng_held, args.n_heldout, exclude=used)
 
-    mix = [dict(problem=r["problem"], solution=r["solution"], answer=r["answer"])
-           for r in gsm + sft_gen]
+    solutions = [r["solution"] for r in gsm + sft_gen]
+    if args.verbosity == "varied":
+        rng_verb = random.Random(f"verbosity:{args.seed}")
+        solutions = [gsm8k_solution(r["body"], pick_verification(rng_verb, r["checks"]), r["answer"])
+                     for r in gsm]
+        solutions += [render_solution(r["facts"], r["steps"],
+                                      pick_verification(rng_verb, verification_lines(r["steps"])))
+                      for r in sft_gen]
+    mix = [dict(problem=r["problem"], solution=sol, answer=r["answer"])
+           for r, sol in zip(gsm + sft_gen, solutions)]
     rng_mix.shuffle(mix)
     files = {
         "sft_val.jsonl": mix[:SFT_VAL_ROWS],
@@ -517,6 +586,27 @@ def self_test(args):
         if "<<" in r["solution"] or not r["solution"].endswith(f"\\boxed{{{r['answer']}}}."):
             err(f"bad GSM8K rewrite: {r['solution']}")
 
+    # Every SFT solution as written (plain or varied): opener first, answer boxed last, the
+    # arithmetic right
+    # (GSM8K lines chain several operations, so only generated rows' arithmetic is re-done.)
+    n_checks = {}
+    generated_sft = {r["problem"] for r in rec["sft_gen"]}
+    for name in ("sft_train.jsonl", "sft_val.jsonl"):
+        for r in files[name]:
+            sol = r["solution"]
+            if not sol.startswith(OPENER) or not sol.endswith(f"\\boxed{{{r['answer']}}}."):
+                err(f"bad SFT solution: {sol}")
+            k = sum(1 for ln in sol.split("\n") if ln.startswith(("Check:", "Let me verify:")))
+            n_checks[k] = n_checks.get(k, 0) + 1
+            for a, op, b, res in STEP_RE.findall(sol) if r["problem"] in generated_sft else ():
+                a, b, res = int(a), int(b), int(res)
+                if (op == "/" and (b == 0 or a % b)) or OPS[op](a, b) != res:
+                    err(f"wrong arithmetic {a} {op} {b} = {res} in: {sol}")
+    if args.verbosity == "plain" and set(n_checks) != {1}:
+        err(f"plain solutions must carry exactly one check: {n_checks}")
+    if args.verbosity == "varied" and not {0, 1, 2, 3} <= set(n_checks):
+        err(f"varied solutions should carry 0-3 checks: {n_checks}")
+
     two = sum(1 for r in generated if r["template"] in {n for n, _, _ in TWO_STEP})
     if abs(2 * two - len(generated)) > 3:
         err(f"one/two-step balance off: {two} two-step of {len(generated)}")
@@ -542,7 +632,8 @@ def self_test(args):
             cmd = [sys.executable, os.path.abspath(__file__), "--gsm8k-train", args.gsm8k_train,
                    "--out", out, "--n-sft-gsm8k", str(args.n_sft_gsm8k),
                    "--n-sft-gen", str(args.n_sft_gen), "--n-grpo", str(args.n_grpo),
-                   "--n-heldout", str(args.n_heldout), "--seed", str(args.seed)]
+                   "--n-heldout", str(args.n_heldout), "--seed", str(args.seed),
+                   "--verbosity", args.verbosity]
             env = dict(os.environ, PYTHONHASHSEED=hashseed)
             subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
             outs.append({n: open(os.path.join(out, n), "rb").read() for n in files})
@@ -554,7 +645,8 @@ def self_test(args):
             err("subprocess output differs from in-memory build")
 
     print(f"self-test: {len(generated)} generated problems over {len(counts)} templates, "
-          f"{two} two-step; {len(rec['gsm'])} GSM8K rows")
+          f"{two} two-step; {len(rec['gsm'])} GSM8K rows; SFT rows by number of "
+          f"verification lines: {dict(sorted(n_checks.items()))}")
     if errors:
         print("SELF-TEST FAILED:")
         for e in errors:
@@ -573,6 +665,8 @@ def main():
     ap.add_argument("--n-grpo", type=int, default=2000)
     ap.add_argument("--n-heldout", type=int, default=250)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--verbosity", choices=("plain", "varied"), default="plain",
+                    help="SFT solutions with the one check line (plain) or 0-3 (varied)")
     ap.add_argument("--self-test", action="store_true",
                     help="check answers, disjointness and determinism")
     args = ap.parse_args()

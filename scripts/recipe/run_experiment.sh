@@ -2,16 +2,20 @@
 # The two-stage recipe on SmolLM2-135M-Instruct, end to end on CPU:
 #   data → SFT (configs/smollm2_sft.json) → GRPO from the SFT adapter (configs/smollm2_grpo.json)
 #   → held-out evaluation of the base model, the SFT adapter and the GRPO adapter.
+# The "varied" stages run the same two stages on SFT solutions that carry 0-3 self-verification
+# lines (data/recipe-varied, gen_recipe_data.py --verbosity varied; same GRPO and held-out rows).
 # Usage: scripts/recipe/run_experiment.sh [stage...]   stages: data sft eval-base eval-sft grpo
-#        eval-grpo (default: all, in that order). Results: runs/*.log, runs/eval-*.jsonl,
-#        runs/smollm2-{sft,grpo}/{metrics.jsonl,metrics.csv,chart.png}.
+#        eval-grpo data-varied sft-varied eval-sft-varied grpo-varied eval-grpo-varied
+#        (default: all, in that order). Results: runs/*.log, runs/eval-*.jsonl,
+#        runs/smollm2-*/{metrics.jsonl,metrics.csv,chart.png}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # OpenMP threads keep their default wait policy: PASSIVE makes llama.cpp sleep between the
 # many small LoRA products of a decode step (4x slower decoding with an adapter on this machine).
 SHARED_DATA="${FMR_SHARED_DATA:-../shared/data}"
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(data sft eval-base eval-sft grpo eval-grpo)
+[ ${#stages[@]} -eq 0 ] && stages=(data sft eval-base eval-sft grpo eval-grpo
+  data-varied sft-varied eval-sft-varied grpo-varied eval-grpo-varied)
 mkdir -p runs
 cargo build --release --example sft --example grpo --example eval
 bin=target/release/examples
@@ -24,6 +28,11 @@ for s in "${stages[@]}"; do
     eval-sft) "$bin/eval" --config configs/smollm2_grpo.json --file "$heldout" --adapter runs/smollm2-sft/adapter.gguf --out runs/eval-sft.jsonl 2>&1 | tee runs/eval-sft.log ;;
     grpo) "$bin/grpo" --config configs/smollm2_grpo.json 2>&1 | tee runs/grpo.log ;;
     eval-grpo) "$bin/eval" --config configs/smollm2_grpo.json --file "$heldout" --adapter runs/smollm2-grpo/adapter.gguf --out runs/eval-grpo.jsonl 2>&1 | tee runs/eval-grpo.log ;;
+    data-varied) python3 scripts/recipe/gen_recipe_data.py --gsm8k-train "$SHARED_DATA/gsm8k_train.jsonl" --verbosity varied --out data/recipe-varied ;;
+    sft-varied) "$bin/sft" --config configs/smollm2_sft_varied.json 2>&1 | tee runs/sft-varied.log ;;
+    eval-sft-varied) "$bin/eval" --config configs/smollm2_sft_varied.json --file "$heldout" --adapter runs/smollm2-sft-varied/adapter.gguf --out runs/eval-sft-varied.jsonl 2>&1 | tee runs/eval-sft-varied.log ;;
+    grpo-varied) "$bin/grpo" --config configs/smollm2_grpo_varied.json 2>&1 | tee runs/grpo-varied.log ;;
+    eval-grpo-varied) "$bin/eval" --config configs/smollm2_grpo_varied.json --file "$heldout" --adapter runs/smollm2-grpo-varied/adapter.gguf --out runs/eval-grpo-varied.jsonl 2>&1 | tee runs/eval-grpo-varied.log ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done
