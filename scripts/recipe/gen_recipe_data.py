@@ -8,6 +8,9 @@ Outputs (in --out DIR):
   grpo_train.jsonl                {"problem", "answer"}   generated only
   heldout.jsonl                   {"problem", "answer"}   generated, separate
       seed stream, disjoint (by problem text) from all SFT and GRPO problems.
+  validation.jsonl                {"problem", "answer"}   generated, its own seed
+      stream, disjoint from all of the above: for choosing among checkpoints
+      without looking at heldout.jsonl.
 
 With --verbosity varied, each SFT solution carries 0-3 self-verification lines
 (drawn from a separate seed stream, so problems, GRPO and held-out rows are the
@@ -515,6 +518,8 @@ def build(args):
     sft_gen, grpo = gen[:args.n_sft_gen], gen[args.n_sft_gen:]
     used = {r["problem"] for r in gsm} | {r["problem"] for r in gen}
     held = gen_unique(rng_held, args.n_heldout, exclude=used)
+    rng_val = random.Random(f"validation:{args.seed}")
+    val = gen_unique(rng_val, args.n_validation, exclude=used | {r["problem"] for r in held})
 
     solutions = [r["solution"] for r in gsm + sft_gen]
     if args.verbosity == "varied":
@@ -532,8 +537,9 @@ def build(args):
         "sft_train.jsonl": mix[SFT_VAL_ROWS:],
         "grpo_train.jsonl": [dict(problem=r["problem"], answer=r["answer"]) for r in grpo],
         "heldout.jsonl": [dict(problem=r["problem"], answer=r["answer"]) for r in held],
+        "validation.jsonl": [dict(problem=r["problem"], answer=r["answer"]) for r in val],
     }
-    return files, {"gsm": gsm, "sft_gen": sft_gen, "grpo": grpo, "held": held}
+    return files, {"gsm": gsm, "sft_gen": sft_gen, "grpo": grpo, "held": held, "val": val}
 
 
 def write_files(files, out):
@@ -555,7 +561,7 @@ def self_test(args):
         if len(errors) < 20:
             errors.append(msg)
 
-    generated = rec["sft_gen"] + rec["grpo"] + rec["held"]
+    generated = rec["sft_gen"] + rec["grpo"] + rec["held"] + rec["val"]
     counts = {}
     for r in generated:
         counts[r["template"]] = counts.get(r["template"], 0) + 1
@@ -620,6 +626,11 @@ def self_test(args):
         err(f"{len(held & train)} heldout problems overlap training data")
     if len(held) != args.n_heldout:
         err("duplicate heldout problems")
+    val = {r["problem"] for r in files["validation.jsonl"]}
+    if val & (train | held):
+        err(f"{len(val & (train | held))} validation problems overlap training or heldout data")
+    if len(val) != args.n_validation:
+        err("duplicate validation problems")
     sft_train = {r["problem"] for r in files["sft_train.jsonl"]}
     if sft_train & {r["problem"] for r in files["sft_val.jsonl"]}:
         err("sft_val overlaps sft_train")
@@ -632,7 +643,8 @@ def self_test(args):
             cmd = [sys.executable, os.path.abspath(__file__), "--gsm8k-train", args.gsm8k_train,
                    "--out", out, "--n-sft-gsm8k", str(args.n_sft_gsm8k),
                    "--n-sft-gen", str(args.n_sft_gen), "--n-grpo", str(args.n_grpo),
-                   "--n-heldout", str(args.n_heldout), "--seed", str(args.seed),
+                   "--n-heldout", str(args.n_heldout), "--n-validation", str(args.n_validation),
+                   "--seed", str(args.seed),
                    "--verbosity", args.verbosity]
             env = dict(os.environ, PYTHONHASHSEED=hashseed)
             subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -664,6 +676,7 @@ def main():
     ap.add_argument("--n-sft-gen", type=int, default=600)
     ap.add_argument("--n-grpo", type=int, default=2000)
     ap.add_argument("--n-heldout", type=int, default=250)
+    ap.add_argument("--n-validation", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--verbosity", choices=("plain", "varied"), default="plain",
                     help="SFT solutions with the one check line (plain) or 0-3 (varied)")
@@ -680,7 +693,8 @@ def main():
         ap.error("--out is required")
     files, _ = build(args)
     write_files(files, args.out)
-    for name in ("sft_train.jsonl", "sft_val.jsonl", "grpo_train.jsonl", "heldout.jsonl"):
+    for name in ("sft_train.jsonl", "sft_val.jsonl", "grpo_train.jsonl", "heldout.jsonl",
+                 "validation.jsonl"):
         print(f"{name}: {len(files[name])} rows")
 
 
