@@ -84,11 +84,27 @@ fn sft_run_killed_with_sigkill_resumes_with_the_same_data_order_and_metrics() {
     let (killed, reference) = (dir.0.join("killed"), dir.0.join("reference"));
     let steps = 6;
 
-    // The uninterrupted reference run.
-    let mut r = trainer(&sft_config(&reference, steps), Stage::Sft);
+    // The uninterrupted reference run, keeping every periodic checkpoint.
+    let mut ref_cfg = sft_config(&reference, steps);
+    ref_cfg["keep_checkpoints"] = json!(true);
+    let mut r = trainer(&ref_cfg, Stage::Sft);
     r.run(&mut |_| true, None).unwrap();
     let ref_rows = read_metrics(&reference);
     assert_eq!(ref_rows.len(), steps as usize);
+    let kept: Vec<String> = std::fs::read_dir(reference.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "step-2.safetensors",
+            "step-4.safetensors",
+            "step-6.safetensors"
+        ]
+    );
 
     // A real process, killed with SIGKILL once it has finished step 3 (checkpoint at step 2).
     let cfg = sft_config(&killed, steps);

@@ -153,6 +153,9 @@ pub struct RunConfig {
     pub max_minutes: Option<f64>,
     /// Write a checkpoint every this many steps (0 = only at the end).
     pub checkpoint_every: u64,
+    /// Also keep each periodic checkpoint as `out_dir/checkpoints/step-N.safetensors`, to choose
+    /// a step afterwards on validation data (default false: only the latest is kept).
+    pub keep_checkpoints: bool,
     /// Continue from `out_dir/checkpoint.safetensors` when it exists.
     pub resume: bool,
     pub lora: LoraConfig,
@@ -175,6 +178,7 @@ impl Default for RunConfig {
             max_steps: 0,
             max_minutes: None,
             checkpoint_every: 10,
+            keep_checkpoints: false,
             resume: true,
             lora: LoraConfig {
                 rank: 16,

@@ -159,7 +159,7 @@ pub struct MetricsLog {
     rows: Vec<StepMetrics>,
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(super) fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::Io, format!("{}: {e}", path.display()))
 }
 

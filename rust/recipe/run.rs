@@ -88,6 +88,9 @@ impl Trainer {
             };
             if every > 0 && m.step % every == 0 {
                 self.save_checkpoint()?;
+                if self.cfg.keep_checkpoints {
+                    self.save_step_checkpoint()?;
+                }
             }
             if !progress(&m) {
                 break RunEnd::StoppedByCallback;

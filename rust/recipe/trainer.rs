@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::config::RunConfig;
 use super::data::{load_problems, DataCursor, DataOrder, Problem};
-use super::metrics::MetricsLog;
+use super::metrics::{io_err, MetricsLog};
 use crate::adapter::gguf_lora::export_gguf_lora;
 use crate::adapter::peft::{load_peft, save_peft};
 use crate::engine::{ContextParams, LoraAdapter, Model, ModelParams};
@@ -63,6 +63,8 @@ pub type CustomReward = Box<dyn FnMut(&RewardRequest<'_>) -> Result<f64> + Send>
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const ADAPTER_DIR: &str = "adapter";
 pub const ADAPTER_GGUF: &str = "adapter.gguf";
+/// Folder under `out_dir` for the per-step checkpoints `keep_checkpoints` asks for.
+pub const STEP_CHECKPOINT_DIR: &str = "checkpoints";
 pub const CHART_FILE: &str = "chart.png";
 
 /// Fields of the configuration that may change between a run and its resumption.
@@ -70,6 +72,7 @@ fn resumable_view(cfg: &RunConfig) -> serde_json::Value {
     let mut c = cfg.clone();
     c.max_steps = 0;
     c.max_minutes = None;
+    c.keep_checkpoints = false;
     c.resume = true;
     c.threads = 1;
     serde_json::to_value(c).unwrap_or_default()
@@ -290,6 +293,16 @@ impl Trainer {
     /// elapsed time, configuration).
     pub fn save_checkpoint(&self) -> Result<PathBuf> {
         let path = self.cfg.out_dir.join(CHECKPOINT_FILE);
+        self.save_checkpoint_to(&path)?;
+        Ok(path)
+    }
+
+    /// Writes `out_dir/checkpoints/step-N.safetensors` (N = steps done) atomically, next to
+    /// the latest checkpoint; a later run never reads these.
+    pub fn save_step_checkpoint(&self) -> Result<PathBuf> {
+        let dir = self.cfg.out_dir.join(STEP_CHECKPOINT_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let path = dir.join(format!("step-{}.safetensors", self.opt.step));
         self.save_checkpoint_to(&path)?;
         Ok(path)
     }

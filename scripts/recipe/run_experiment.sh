@@ -6,7 +6,9 @@
 # lines (data/recipe-varied, gen_recipe_data.py --verbosity varied; same GRPO and held-out rows).
 # Usage: scripts/recipe/run_experiment.sh [stage...]   stages: data sft eval-base eval-sft grpo
 #        eval-grpo data-varied sft-varied eval-sft-varied grpo-varied eval-grpo-varied
-#        (default: all, in that order). Results: runs/*.log, runs/eval-*.jsonl,
+#        select-varied (default: all, in that order). select-varied picks one of the GRPO run's
+#        kept checkpoints (steps 10-45) on data/recipe-varied/validation.jsonl and evaluates it
+#        on the held-out set. Results: runs/*.log, runs/eval-*.jsonl,
 #        runs/smollm2-*/{metrics.jsonl,metrics.csv,chart.png}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +17,7 @@ cd "$(dirname "$0")/../.."
 SHARED_DATA="${FMR_SHARED_DATA:-../shared/data}"
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(data sft eval-base eval-sft grpo eval-grpo
-  data-varied sft-varied eval-sft-varied grpo-varied eval-grpo-varied)
+  data-varied sft-varied eval-sft-varied grpo-varied eval-grpo-varied select-varied)
 mkdir -p runs
 cargo build --release --example sft --example grpo --example eval
 bin=target/release/examples
@@ -33,6 +35,13 @@ for s in "${stages[@]}"; do
     eval-sft-varied) "$bin/eval" --config configs/smollm2_sft_varied.json --file "$heldout" --adapter runs/smollm2-sft-varied/adapter.gguf --out runs/eval-sft-varied.jsonl 2>&1 | tee runs/eval-sft-varied.log ;;
     grpo-varied) "$bin/grpo" --config configs/smollm2_grpo_varied.json 2>&1 | tee runs/grpo-varied.log ;;
     eval-grpo-varied) "$bin/eval" --config configs/smollm2_grpo_varied.json --file "$heldout" --adapter runs/smollm2-grpo-varied/adapter.gguf --out runs/eval-grpo-varied.jsonl 2>&1 | tee runs/eval-grpo-varied.log ;;
+    select-varied)
+      ckpts=()
+      for n in 10 15 20 25 30 35 40 45; do ckpts+=("runs/smollm2-grpo-varied/checkpoints/step-$n.safetensors"); done
+      scripts/recipe/select_checkpoint.sh configs/smollm2_grpo_varied.json runs/smollm2-sft-varied/adapter.gguf \
+        data/recipe-varied/validation.jsonl "${ckpts[@]}" 2>&1 | tee runs/select.log
+      chosen=$(sed -n 's/^chosen: \([^ ]*\) .*/\1/p' runs/select.log)
+      "$bin/eval" --config configs/smollm2_grpo_varied.json --file "$heldout" --adapter "$chosen" --out runs/eval-grpo-varied-chosen.jsonl 2>&1 | tee runs/eval-grpo-varied-chosen.log ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done
