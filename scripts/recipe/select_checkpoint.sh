@@ -2,6 +2,7 @@
 # Chooses a GRPO checkpoint on the validation split, never on held-out data.
 #
 # Usage: scripts/recipe/select_checkpoint.sh CONFIG.json SFT_ADAPTER VALIDATION.jsonl CHECKPOINT...
+#        (needs target/release/examples/eval: cargo build --release --example eval)
 #
 # Every adapter (the SFT adapter first, then each checkpoint) gets one greedy completion per
 # validation problem (eval --config, at most the config's completion tokens). The rule, fixed
@@ -11,7 +12,7 @@
 # to runs/select/<name>.jsonl. Exits 1 when no checkpoint is short enough.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 4 ] || { sed -n 2,12p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,13p "$0"; exit 2; }
 config=$1 sft=$2 validation=$3
 shift 3
 mkdir -p runs/select
