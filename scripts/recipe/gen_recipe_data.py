@@ -460,18 +460,18 @@ def rewrite_gsm8k(row):
         return None
     expr, res = annots[-1].rsplit("=", 1)
     clean = [re.sub(r"\s+", " ", ANNOT_RE.sub("", ln)).strip() for ln in body]
-    solution = gsm8k_solution(clean, [f"Check: {expr.strip()} = {res.strip()}."], answer)
+    # Verification lines: the plain style's check (first), then for --verbosity varied every
+    # other annotation recomputed, last first.
+    checks = [f"Check: {expr.strip()} = {res.strip()}."]
+    checks += [f"Let me verify: {e.strip()} = {r.strip()}."
+               for e, r in (a.rsplit("=", 1) for a in reversed(annots[:-1]))]
+    solution = gsm8k_solution(clean, checks[:1], answer)
     problem = re.sub(r"\s+", " ", row["question"]).strip()
     short = len(body) <= 3
     consistent = res.strip().replace(",", "") == answer
     fits = (len(solution.split()) <= MAX_SOLUTION_WORDS
             and len(problem.split()) <= MAX_GSM8K_PROBLEM_WORDS)
     tier = (0 if short else 1) * 2 + (0 if consistent and fits else 1)
-    # Verification candidates for --verbosity varied: the plain check, then every other
-    # annotation recomputed, last first.
-    checks = [f"Check: {expr.strip()} = {res.strip()}."]
-    checks += [f"Let me verify: {e.strip()} = {r.strip()}."
-               for e, r in (a.rsplit("=", 1) for a in reversed(annots[:-1]))]
     return {"problem": problem, "solution": solution, "answer": answer,
             "body": clean, "checks": checks}, tier
 
@@ -553,6 +553,16 @@ def write_files(files, out):
 STEP_RE = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
 
 
+def wrong_arithmetic(solution):
+    """The `a op b = r` equations in `solution` that are false (or divide unevenly), as text."""
+    wrong = []
+    for a, op, b, res in STEP_RE.findall(solution):
+        a, b, res = int(a), int(b), int(res)
+        if (op == "/" and (b == 0 or a % b)) or OPS[op](a, b) != res:
+            wrong.append(f"{a} {op} {b} = {res}")
+    return wrong
+
+
 def self_test(args):
     files, rec = build(args)
     errors = []
@@ -575,13 +585,10 @@ def self_test(args):
             err(f"answer {r['answer']} != recomputed {expect}: {r['problem']}")
         if not 0 <= expect <= MAX_VALUE:
             err(f"answer out of range: {r['problem']}")
-        steps = STEP_RE.findall(r["solution"])
-        if not steps:
+        if not STEP_RE.search(r["solution"]):
             err(f"no arithmetic in solution: {r['solution']}")
-        for a, op, b, res in steps:
-            a, b, res = int(a), int(b), int(res)
-            if (op == "/" and a % b) or OPS[op](a, b) != res:
-                err(f"wrong step {a} {op} {b} = {res}: {r['problem']}")
+        for eq in wrong_arithmetic(r["solution"]):
+            err(f"wrong step {eq}: {r['problem']}")
         if not r["solution"].endswith(f"\\boxed{{{r['answer']}}}."):
             err(f"boxed answer mismatch: {r['problem']}")
         if len(r["problem"].split()) > MAX_PROBLEM_WORDS:
@@ -592,9 +599,8 @@ def self_test(args):
         if "<<" in r["solution"] or not r["solution"].endswith(f"\\boxed{{{r['answer']}}}."):
             err(f"bad GSM8K rewrite: {r['solution']}")
 
-    # Every SFT solution as written (plain or varied): opener first, answer boxed last, the
-    # arithmetic right
-    # (GSM8K lines chain several operations, so only generated rows' arithmetic is re-done.)
+    # Every SFT solution as written (plain or varied): opener first, answer boxed last, and the
+    # arithmetic right (only in generated rows: GSM8K lines chain several operations).
     n_checks = {}
     generated_sft = {r["problem"] for r in rec["sft_gen"]}
     for name in ("sft_train.jsonl", "sft_val.jsonl"):
@@ -604,10 +610,8 @@ def self_test(args):
                 err(f"bad SFT solution: {sol}")
             k = sum(1 for ln in sol.split("\n") if ln.startswith(("Check:", "Let me verify:")))
             n_checks[k] = n_checks.get(k, 0) + 1
-            for a, op, b, res in STEP_RE.findall(sol) if r["problem"] in generated_sft else ():
-                a, b, res = int(a), int(b), int(res)
-                if (op == "/" and (b == 0 or a % b)) or OPS[op](a, b) != res:
-                    err(f"wrong arithmetic {a} {op} {b} = {res} in: {sol}")
+            for eq in wrong_arithmetic(sol) if r["problem"] in generated_sft else ():
+                err(f"wrong arithmetic {eq} in: {sol}")
     if args.verbosity == "plain" and set(n_checks) != {1}:
         err(f"plain solutions must carry exactly one check: {n_checks}")
     if args.verbosity == "varied" and not {0, 1, 2, 3} <= set(n_checks):
