@@ -91,6 +91,10 @@ typedef struct fmr_token_event {
   const char *piece;
   // Length of `piece` in bytes.
   size_t piece_len;
+  // True for a token appended by budget forcing (not sampled; `logprob` is 0). Every token
+  // of a sample's text is streamed, so the pieces joined equal the result's text. Read it
+  // only when `struct_size` covers it (libraries older than this field do not send it).
+  bool forced;
 } fmr_token_event;
 
 // Streaming callback: return false to cancel the rollout. Runs on the calling thread.
@@ -266,6 +270,10 @@ typedef struct fmr_reward_scores {
 
 // The feature is not available in this build or on this machine.
 #define FMR_ERR_UNSUPPORTED 13
+
+// NaN or infinite numbers in logits, a loss, gradients or weights (a corrupt model or
+// adapter, or a diverged update); the message names the sample and position or the step.
+#define FMR_ERR_NON_FINITE 14
 
 // End-of-generation token.
 #define FMR_FINISH_EOS 1

@@ -35,6 +35,9 @@ pub enum ErrorCode {
     AdapterLoad = 12,
     /// The requested feature was not compiled in or is unavailable on this machine.
     Unsupported = 13,
+    /// A model, adapter or computation produced NaN or infinite numbers (logits, loss,
+    /// gradients or weights); the message names where.
+    NonFinite = 14,
 }
 
 /// An error with a stable code and a message meant for people.
@@ -88,19 +91,3 @@ impl From<serde_json::Error> for Error {
 
 /// Result alias used throughout the crate.
 pub type Result<T> = std::result::Result<T, Error>;
-
-impl From<crate::train::TrainError> for Error {
-    fn from(e: crate::train::TrainError) -> Self {
-        use crate::train::TrainError as T;
-        let code = match &e {
-            T::MissingFile(_) | T::Io { .. } => ErrorCode::Io,
-            T::CorruptGguf { .. }
-            | T::UnsupportedArchitecture(_)
-            | T::UnsupportedTensorType { .. } => ErrorCode::ModelLoad,
-            T::ShapeMismatch { .. } | T::BadConfig(_) => ErrorCode::InvalidArgument,
-            T::BadAdapter { .. } => ErrorCode::AdapterLoad,
-            T::Llama(_) => ErrorCode::Internal,
-        };
-        Error::new(code, e.to_string())
-    }
-}

@@ -8,10 +8,10 @@
 pub mod adapter;
 pub mod answer;
 pub mod engine;
-pub mod error;
-pub mod ffi;
+mod error;
+#[doc(hidden)]
+pub mod ffi; // the C ABI (include/fmr.h); Rust code uses the modules above
 pub mod generate;
-pub mod models;
 pub mod recipe;
 pub mod reward;
 pub mod train;

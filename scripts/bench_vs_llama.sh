@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares our group-rollout throughput (examples/bench) with llama.cpp's llama-batched-bench on
+# Compares our group-rollout throughput (the bench program) with llama.cpp's llama-batched-bench on
 # the same model and settings: prompt 128, generate 128, B = 1, 8, 16, 2 threads. Both are run
 # REPS times per cell, interleaved, and the best generated-tokens/s of each is compared. Run it on
 # an otherwise idle machine: OpenMP threads spin and any other load skews both sides.
@@ -12,7 +12,7 @@ reps="${2:-3}"
 NPP=128 NTG=128 NPL=1,8,16 THREADS=2
 out=bench-out; mkdir -p "$out"
 llama_bench=$(scripts/build_llama_batched_bench.sh | tail -1)
-cargo build --release --example bench >/dev/null 2>&1
+cargo build --release --bin bench >/dev/null 2>&1
 model=$(case "$model_arg" in
   smollm2) echo "${FMR_MODEL_DIR:-$HOME/.cache/fmr/models}/SmolLM2-135M-Instruct.Q4_1.gguf" ;;
   gemma3) echo "${FMR_MODEL_DIR:-$HOME/.cache/fmr/models}/gemma-3-270m-Q4_K_M.gguf" ;;
@@ -25,7 +25,7 @@ for r in $(seq "$reps"); do
     "$llama_bench" -m "$model" -c 4096 -b 2048 -ub 512 -npp $NPP -ntg $NTG -npl $NPL -t $THREADS \
       $kvu --output-format jsonl 2>/dev/null | grep '^{' | sed "s/^{/{\"kvu\": \"${kvu:-no}\", /" >> "$out/llama.jsonl"
   done
-  ./target/release/examples/bench --model "$model" --threads $THREADS --npp $NPP --ntg $NTG --npl $NPL \
+  ./target/release/bench --model "$model" --threads $THREADS --npp $NPP --ntg $NTG --npl $NPL \
     --reps 1 --json "$out/ours-$r.json" > "$out/ours-$r.txt"
   cat "$out/ours-$r.txt"
 done

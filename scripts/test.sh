@@ -8,11 +8,11 @@ cargo fmt --all -- --check
 # The recipe's data generator (answers, arithmetic, disjointness, determinism) on a tiny GSM8K
 # fixture, in both SFT styles.
 for style in plain varied; do
-  python3 scripts/recipe/gen_recipe_data.py --gsm8k-train tests/fixtures/gsm8k_train_tiny.jsonl \
+  python3 experiments/smollm2-recipe/scripts/gen_recipe_data.py --gsm8k-train experiments/smollm2-recipe/scripts/gsm8k_train_tiny.jsonl \
     --n-sft-gsm8k 24 --n-sft-gen 64 --n-grpo 100 --n-heldout 50 --verbosity "$style" --self-test
 done
-cargo build --release --all-targets
-cargo clippy --release --all-targets -- -D warnings
+cargo build --release --workspace --all-targets
+cargo clippy --release --workspace --all-targets -- -D warnings
 # Tests run two at a time; idle OpenMP threads must sleep, not spin, or they starve each other.
 export OMP_WAIT_POLICY=PASSIVE
-cargo test --release -- --test-threads=2
+cargo test --release --workspace -- --test-threads=2

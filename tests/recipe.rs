@@ -372,8 +372,8 @@ fn child_hot_swap() {
     let zero = LoraWeights::zeros(&lc, &hp).unwrap();
     let arch = t.transformer().model().arch;
     let (a_dir, z_dir) = (dir.0.join("strong"), dir.0.join("zero"));
-    fmr::adapter::peft::save_peft(&strong, arch, &hp, &a_dir, "smollm2").unwrap();
-    fmr::adapter::peft::save_peft(&zero, arch, &hp, &z_dir, "smollm2").unwrap();
+    fmr::adapter::save_peft(&strong, arch, &hp, &a_dir, "smollm2").unwrap();
+    fmr::adapter::save_peft(&zero, arch, &hp, &z_dir, "smollm2").unwrap();
 
     let dirs: [PathBuf; 2] = [a_dir, z_dir];
     let mut rss_after_warmup = 0;

@@ -8,10 +8,10 @@
 use std::path::Path;
 
 use crate::train::atomic::write_atomic;
-use crate::train::error::Result;
 use crate::train::lora::LoraWeights;
 use crate::train::weights::ggml::{GgmlType, GgufBuilder};
 use crate::train::weights::Arch;
+use crate::train::Result;
 
 /// Writes `lora` (trained against a base model of architecture `arch`) to `path` atomically.
 /// B rows are in GGUF row order, which is what llama.cpp applies them to.

@@ -12,10 +12,10 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::train::atomic::write_bytes_atomic;
-use crate::train::error::{Result, TrainError};
 use crate::train::lora::{LoraConfig, LoraTarget, LoraWeights};
 use crate::train::weights::ggml::f16_to_f32;
 use crate::train::weights::{Arch, HyperParams};
+use crate::train::{Result, TrainError};
 
 /// File name of the weights inside an adapter directory.
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";

@@ -4,16 +4,16 @@
 //! [`answer_key`]. Every call is bounded: inputs are capped at [`MAX_ANSWER_CHARS`] (answers)
 //! or scanned linearly (completions), parsing depth is capped, and comparisons draw on a fixed
 //! budget; no input makes them panic.
-pub mod compare;
-pub mod eval;
-pub mod expr;
-pub mod extract;
-pub mod key;
-pub mod latex;
-pub mod normalize;
-pub mod rational;
-pub mod structure;
-pub mod verdict;
+pub(crate) mod compare;
+pub(crate) mod eval;
+pub(crate) mod expr;
+pub(crate) mod extract;
+pub(crate) mod key;
+pub(crate) mod latex;
+pub(crate) mod normalize;
+pub(crate) mod rational;
+pub(crate) mod structure;
+pub(crate) mod verdict;
 
 #[cfg(test)]
 mod api_tests;

@@ -70,6 +70,18 @@ impl Batch {
         Ok(i)
     }
 
+    /// The (token, position, sequence) of each entry, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (Token, i32, i32)> + '_ {
+        // SAFETY: entries 0..len were written by `push` (len <= capacity), each with one seq id.
+        (0..self.len()).map(move |i| unsafe {
+            (
+                *self.raw.token.add(i),
+                *self.raw.pos.add(i),
+                *(*self.raw.seq_id.add(i)),
+            )
+        })
+    }
+
     pub(crate) fn raw(&self) -> sys::llama_batch {
         self.raw
     }

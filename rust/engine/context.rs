@@ -253,7 +253,25 @@ impl Context {
                 self.n_batch
             )));
         }
-        // SAFETY: the batch's arrays are valid for batch.len() entries and the context is live.
+        let n_vocab = self.n_vocab as i32;
+        for (i, (token, pos, seq)) in batch.entries().enumerate() {
+            if token < 0 || token >= n_vocab {
+                return Err(Error::new(
+                    ErrorCode::OutOfRange,
+                    format!(
+                        "batch entry {i}: token {token} is outside the vocabulary (0..{n_vocab})"
+                    ),
+                ));
+            }
+            if pos < 0 {
+                return Err(Error::invalid(format!(
+                    "batch entry {i}: negative position {pos}"
+                )));
+            }
+            self.check_seq(seq, &format!("batch entry {i}:"))?;
+        }
+        // SAFETY: the batch's arrays are valid for batch.len() entries, every token is in the
+        // vocabulary and every sequence id below n_seq_max (checked above); the context is live.
         let rc = unsafe { sys::llama_decode(self.ptr.as_ptr(), batch.raw()) };
         match rc {
             0 => Ok(()),
@@ -298,19 +316,44 @@ impl Context {
         unsafe { sys::llama_memory_clear(self.memory(), true) }
     }
 
-    /// Removes all cached tokens of sequence `seq`.
-    pub fn remove_sequence(&mut self, seq: i32) {
-        // SAFETY: valid memory handle; removing a whole sequence never fails.
+    /// An error unless `seq` is a sequence id of this context (`0..n_seq_max`).
+    fn check_seq(&self, seq: i32, what: &str) -> Result<()> {
+        if seq < 0 || seq as u32 >= self.n_seq_max {
+            return Err(Error::new(
+                ErrorCode::OutOfRange,
+                format!(
+                    "{what} sequence id {seq} is outside 0..{} (n_seq_max)",
+                    self.n_seq_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes all cached tokens of sequence `seq`. Errors: `seq` outside `0..n_seq_max`.
+    pub fn remove_sequence(&mut self, seq: i32) -> Result<()> {
+        self.check_seq(seq, "removed")?;
+        // SAFETY: valid memory handle and a sequence id below n_seq_max; removing a whole
+        // sequence never fails.
         unsafe {
             sys::llama_memory_seq_rm(self.memory(), seq, -1, -1);
         }
+        Ok(())
     }
 
     /// Gives sequence `dst` all cached tokens of `src` (shared cells in a unified cache, a copy
-    /// into `dst`'s stream otherwise).
-    pub fn copy_sequence(&mut self, src: i32, dst: i32) {
-        // SAFETY: valid memory handle; ids were checked by the caller against n_seq_max.
+    /// into `dst`'s stream otherwise). Errors: an id outside `0..n_seq_max`, or `src == dst`.
+    pub fn copy_sequence(&mut self, src: i32, dst: i32) -> Result<()> {
+        self.check_seq(src, "source")?;
+        self.check_seq(dst, "destination")?;
+        if src == dst {
+            return Err(Error::invalid(format!(
+                "cannot copy sequence {src} onto itself"
+            )));
+        }
+        // SAFETY: valid memory handle; both ids are below n_seq_max and distinct.
         unsafe { sys::llama_memory_seq_cp(self.memory(), src, dst, -1, -1) }
+        Ok(())
     }
 
     /// Applies LoRA adapters (replacing any applied before) with the given scales.

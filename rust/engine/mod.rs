@@ -10,6 +10,7 @@ mod batch;
 mod context;
 mod lora;
 mod model;
+mod preflight;
 
 pub use backend::{init_backend, system_info};
 pub use batch::Batch;

@@ -116,6 +116,7 @@ impl Model {
         init_backend();
         check_gguf_file(path)?;
         let c_path = path_to_cstring(path)?;
+        super::preflight::check_model_file(path, &c_path)?;
         // SAFETY: default params are plain data; the path pointer outlives the call.
         let ptr = unsafe {
             let mut mp = sys::llama_model_default_params();

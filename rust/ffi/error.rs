@@ -31,6 +31,9 @@ pub const FMR_ERR_INTERNAL: fmr_error_code_t = 11;
 pub const FMR_ERR_ADAPTER_LOAD: fmr_error_code_t = 12;
 /// The feature is not available in this build or on this machine.
 pub const FMR_ERR_UNSUPPORTED: fmr_error_code_t = 13;
+/// NaN or infinite numbers in logits, a loss, gradients or weights (a corrupt model or
+/// adapter, or a diverged update); the message names the sample and position or the step.
+pub const FMR_ERR_NON_FINITE: fmr_error_code_t = 14;
 
 /// An error: a code and a NUL-terminated UTF-8 message. Owned by the caller, released with
 /// `fmr_error_free`. Immutable: may be read from several threads.
@@ -113,6 +116,7 @@ mod tests {
             (FMR_ERR_INTERNAL, ErrorCode::Internal),
             (FMR_ERR_ADAPTER_LOAD, ErrorCode::AdapterLoad),
             (FMR_ERR_UNSUPPORTED, ErrorCode::Unsupported),
+            (FMR_ERR_NON_FINITE, ErrorCode::NonFinite),
         ];
         for (c, code) in pairs {
             assert_eq!(c, code as u32);

@@ -72,6 +72,10 @@ pub struct fmr_token_event {
     pub piece: *const c_char,
     /// Length of `piece` in bytes.
     pub piece_len: usize,
+    /// True for a token appended by budget forcing (not sampled; `logprob` is 0). Every token
+    /// of a sample's text is streamed, so the pieces joined equal the result's text. Read it
+    /// only when `struct_size` covers it (libraries older than this field do not send it).
+    pub forced: bool,
 }
 
 /// Streaming callback: return false to cancel the rollout. Runs on the calling thread.
@@ -214,6 +218,7 @@ pub unsafe extern "C" fn fmr_generator_solve(
                 n_generated: ev.n_generated as u32,
                 piece: ev.piece.as_ptr().cast(),
                 piece_len: ev.piece.len(),
+                forced: ev.forced,
             };
             // SAFETY: the host's callback with its own user_data; event lives for the call.
             unsafe { cb(&event, h.user_data) }

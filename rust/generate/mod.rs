@@ -6,7 +6,10 @@
 //! forcing) or the whole group (consensus, a total token budget, a deadline, cancellation).
 
 mod answer_key;
+mod draw;
+mod group;
 mod params;
+mod plan;
 mod prompt;
 mod result;
 mod rollout;
@@ -19,5 +22,5 @@ pub use params::{BudgetForcing, ConsensusRule, RolloutParams};
 pub use prompt::{PromptFormat, PromptParams};
 pub use result::{FinishReason, GroupResult, SampleResult, VoteEntry};
 pub use rollout::{Generator, RolloutHooks, TokenEvent};
-pub use sampling::{token_logprob, Sampler, SamplingParams};
+pub use sampling::{token_logprob, BadLogits, Sampler, SamplingParams};
 pub use vote::{consensus_reached, VoteTally};

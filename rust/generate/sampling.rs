@@ -94,9 +94,12 @@ impl Sampler {
     /// Draws a token from `logits` (one row, length n_vocab) and returns it with its
     /// log-probability (nats) under softmax(logits / temperature) over the whole vocabulary
     /// (temperature 0 = greedy, log-probability at temperature 1).
-    pub fn sample(&mut self, logits: &[f32]) -> (Token, f32) {
+    ///
+    /// Errors: an empty row, or a row holding NaN or ±inf (a corrupt model or adapter); the
+    /// check rides on the pass that finds the maximum.
+    pub fn sample(&mut self, logits: &[f32]) -> std::result::Result<(Token, f32), BadLogits> {
         if logits.is_empty() {
-            return (0, f32::NEG_INFINITY);
+            return Err(BadLogits::Empty);
         }
         let p = &self.params;
         let inv_t = if p.temperature > 0.0 {
@@ -104,12 +107,15 @@ impl Sampler {
         } else {
             1.0
         };
-        let max = max_of(logits);
+        let (max, all_finite) = max_and_finite(logits);
+        if !all_finite {
+            return Err(BadLogits::NonFinite);
+        }
         let log_z = log_sum_exp_scaled(logits, max, inv_t);
         let logprob = |t: Token| (logits[t as usize] - max) * inv_t - log_z;
         if p.temperature == 0.0 {
             let t = argmax(logits);
-            return (t, logprob(t));
+            return Ok((t, logprob(t)));
         }
         // Candidates: every token min-p could keep (scaled logit >= ln(min_p)); all tokens when
         // min-p is off. Scaled logits are <= 0, the top token's is 0.
@@ -165,8 +171,17 @@ impl Sampler {
             }
             u -= w;
         }
-        (chosen, logprob(chosen))
+        Ok((chosen, logprob(chosen)))
     }
+}
+
+/// Why a logits row could not be sampled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadLogits {
+    /// The row has no entries.
+    Empty,
+    /// The row holds NaN or ±inf.
+    NonFinite,
 }
 
 /// Log-probability of `token` under softmax(logits / temperature) over the whole vocabulary
@@ -205,18 +220,30 @@ impl SplitMix64 {
 const LANES: usize = 8;
 
 fn max_of(xs: &[f32]) -> f32 {
+    max_and_finite(xs).0
+}
+
+/// The maximum of `xs` and whether every entry is finite, in one vectorizable pass
+/// (`x * 0` is 0 for finite `x` and NaN for NaN or ±inf, so the lanes' sums stay 0 only when
+/// every entry is finite).
+fn max_and_finite(xs: &[f32]) -> (f32, bool) {
     let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut zero = [0.0f32; LANES];
     let chunks = xs.chunks_exact(LANES);
     let rest = chunks.remainder();
     for c in chunks {
         for j in 0..LANES {
             acc[j] = acc[j].max(c[j]);
+            zero[j] += c[j] * 0.0;
         }
     }
-    rest.iter()
+    let tail_zero: f32 = rest.iter().map(|&x| x * 0.0).sum();
+    let max = rest
+        .iter()
         .copied()
         .chain(acc)
-        .fold(f32::NEG_INFINITY, f32::max)
+        .fold(f32::NEG_INFINITY, f32::max);
+    (max, zero.iter().sum::<f32>() + tail_zero == 0.0)
 }
 
 fn argmax(xs: &[f32]) -> Token {
@@ -313,7 +340,9 @@ mod tests {
         let p = SamplingParams::default();
         let draw = |seed| {
             let mut s = Sampler::new(&p, seed).unwrap();
-            (0..50).map(|_| s.sample(&logits).0).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| s.sample(&logits).unwrap().0)
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(1), draw(1));
         assert_ne!(draw(1), draw(2));
@@ -325,7 +354,7 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!(g.sample(&logits).0, argmax(&logits));
+        assert_eq!(g.sample(&logits).unwrap().0, argmax(&logits));
     }
 
     #[test]
@@ -337,7 +366,7 @@ mod tests {
             let mut s = Sampler::new(&params, 7).unwrap();
             let mut seen = [0usize; 5];
             for _ in 0..4000 {
-                seen[s.sample(&logits).0 as usize] += 1;
+                seen[s.sample(&logits).unwrap().0 as usize] += 1;
             }
             seen
         };
@@ -371,6 +400,33 @@ mod tests {
         let s = support(base);
         assert!((s[0] as f64 / 4000.0 - 0.5).abs() < 0.04, "{s:?}");
         assert!((s[2] as f64 / 4000.0 - 0.15).abs() < 0.03, "{s:?}");
+    }
+
+    #[test]
+    fn non_finite_logits_are_errors_not_panics() {
+        let greedy = SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        };
+        for params in [SamplingParams::default(), greedy] {
+            let mut s = Sampler::new(&params, 3).unwrap();
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for n in [1usize, 7, 8, 49_152] {
+                    for at in [0, n / 2, n - 1] {
+                        let mut row: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.1).collect();
+                        row[at] = bad;
+                        assert_eq!(
+                            s.sample(&row),
+                            Err(BadLogits::NonFinite),
+                            "{bad} n {n} at {at}"
+                        );
+                    }
+                }
+                assert_eq!(s.sample(&vec![bad; 64]), Err(BadLogits::NonFinite));
+            }
+            assert_eq!(s.sample(&[]), Err(BadLogits::Empty));
+            assert!(s.sample(&[f32::MAX, -f32::MAX, 0.0]).is_ok());
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! PNG line charts for training curves, drawn with `plotters` (bitmap backend).
 //!
 //! Text is rendered with `ab_glyph`, so nothing from fontconfig/freetype is
-//! needed at build time. At run time a TrueType font is loaded from the path
-//! in `FMR_CHART_FONT` or from a list of common system locations; when none is
-//! found the chart is still drawn, only without any text.
+//! needed at build time. The caller names the TrueType font file (the library
+//! never searches the system for one); without a font, or when it cannot be
+//! read, the chart is still drawn, only without any text.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -20,24 +20,6 @@ const WIDTH: u32 = 900;
 const PANEL_HEIGHT: u32 = 300;
 const TITLE_HEIGHT: u32 = 40;
 const FONT_FAMILY: &str = "fmr-chart-sans";
-const FONT_ENV: &str = "FMR_CHART_FONT";
-
-const FONT_CANDIDATES: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-    "/usr/share/fonts/noto/NotoSans-Regular.ttf",
-    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
-    "/usr/share/fonts/gnu-free/FreeSans.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    "/Library/Fonts/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
 
 const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
@@ -48,30 +30,28 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// Registers a system font with plotters once per process; returns whether
-/// text can be drawn.
-fn font_available() -> bool {
-    static LOADED: OnceLock<bool> = OnceLock::new();
-    *LOADED.get_or_init(|| {
-        let from_env = std::env::var(FONT_ENV).ok();
-        from_env
-            .as_deref()
-            .into_iter()
-            .chain(FONT_CANDIDATES.iter().copied())
-            .any(|path| {
-                let Ok(bytes) = std::fs::read(path) else {
-                    return false;
-                };
-                // plotters keeps fonts as `&'static [u8]`; this happens at most
-                // once per process for the font that is finally used.
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, bytes).is_ok()
-            })
-    })
+/// Registers `font` with plotters; returns whether text can be drawn. plotters keeps fonts
+/// per process as `&'static [u8]`, so the first font registered successfully is kept for
+/// every later chart of the process (its bytes are leaked once).
+fn font_available(font: Option<&Path>) -> bool {
+    static LOADED: OnceLock<()> = OnceLock::new();
+    if LOADED.get().is_some() {
+        return true;
+    }
+    let Some(bytes) = font.and_then(|p| std::fs::read(p).ok()) else {
+        return false;
+    };
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    if plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, bytes).is_err() {
+        return false;
+    }
+    let _ = LOADED.set(());
+    true
 }
 
 /// Draws one PNG with one panel per series stacked vertically (shared x axis = training step),
 /// each panel with title, axis labels and a line+markers plot. Width 900 px, height 300 px per panel.
+/// Text is drawn with the TrueType `font` when given and readable.
 ///
 /// Points whose coordinates are not finite (NaN, ±inf) are skipped. Series
 /// without points are drawn as empty panels; an empty `panels` slice gives a
@@ -81,8 +61,9 @@ pub fn write_chart(
     title: &str,
     x_label: &str,
     panels: &[Series],
+    font: Option<&Path>,
 ) -> Result<(), String> {
-    draw_chart(path, title, x_label, panels, font_available())
+    draw_chart(path, title, x_label, panels, font_available(font))
 }
 
 fn finite_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
@@ -197,6 +178,9 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    /// The font set-up installs (fonts-dejavu-core); charts lose their text when it is missing.
+    const TEST_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
     const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
 
     fn temp_dir(tag: &str) -> PathBuf {
@@ -241,8 +225,12 @@ mod tests {
                 points: &loss,
             },
         ];
-        write_chart(&path, "GRPO run", "step", &panels).unwrap();
-        let title = if font_available() { TITLE_HEIGHT } else { 0 };
+        write_chart(&path, "GRPO run", "step", &panels, Some(TEST_FONT.as_ref())).unwrap();
+        let title = if font_available(Some(TEST_FONT.as_ref())) {
+            TITLE_HEIGHT
+        } else {
+            0
+        };
         assert_png(&path, 2 * PANEL_HEIGHT + title);
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -279,14 +267,14 @@ mod tests {
         ];
         for with_text in [true, false] {
             let path = dir.join(format!("edge_{with_text}.png"));
-            let with_text = with_text && font_available();
+            let with_text = with_text && font_available(Some(TEST_FONT.as_ref()));
             draw_chart(&path, "edge cases", "step", &panels, with_text).unwrap();
             let title = if with_text { TITLE_HEIGHT } else { 0 };
             assert_png(&path, 4 * PANEL_HEIGHT + title);
         }
 
         let path = dir.join("no_panels.png");
-        write_chart(&path, "", "step", &[]).unwrap();
+        write_chart(&path, "", "step", &[], None).unwrap();
         assert_png(&path, PANEL_HEIGHT);
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -300,7 +288,7 @@ mod tests {
             name: "x",
             points: &pts,
         }];
-        assert!(write_chart(&path, "t", "step", &panels).is_err());
+        assert!(write_chart(&path, "t", "step", &panels, None).is_err());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

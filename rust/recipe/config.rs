@@ -131,14 +131,23 @@ impl Default for GrpoOptions {
     }
 }
 
+/// The training chart drawn with a run's outputs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChartOptions {
+    /// TrueType font for the chart's text; without one the chart has no text. The library
+    /// never searches the system for a font. The first font a process registers is kept.
+    pub font: Option<PathBuf>,
+}
+
 /// One run of the SFT or GRPO loop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     /// Informational: the preset this configuration started from.
     pub preset: Option<String>,
-    /// GGUF model: a path or a known name (`smollm2`, `gemma3`).
-    pub model: String,
+    /// Path of the GGUF model (required).
+    pub model: PathBuf,
     /// Output folder: checkpoints, metrics, adapters, chart.
     pub out_dir: PathBuf,
     /// Adapter to start from (a PEFT folder, or a checkpoint `.safetensors` written by fmr).
@@ -158,6 +167,8 @@ pub struct RunConfig {
     pub keep_checkpoints: bool,
     /// Continue from `out_dir/checkpoint.safetensors` when it exists.
     pub resume: bool,
+    /// Draw `out_dir/chart.png` with the final outputs (default: no chart).
+    pub chart: Option<ChartOptions>,
     pub lora: LoraConfig,
     pub optimizer: AdamWConfig,
     pub prompt: PromptParams,
@@ -170,7 +181,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             preset: None,
-            model: "smollm2".into(),
+            model: PathBuf::new(),
             out_dir: PathBuf::from("runs/default"),
             init_adapter: None,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -180,6 +191,7 @@ impl Default for RunConfig {
             checkpoint_every: 10,
             keep_checkpoints: false,
             resume: true,
+            chart: None,
             lora: LoraConfig {
                 rank: 16,
                 alpha: 32.0,

@@ -8,11 +8,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use super::data::Problem;
 use super::metrics::{MeanStd, StepMetrics};
-use super::trainer::{RewardRequest, Stage, Trainer};
+use super::rollout_log::{append_rollouts, RolloutRecord};
+use super::trainer::{RewardRequest, Stage, StepStage, Trainer};
 use crate::error::{Error, ErrorCode, Result};
 use crate::generate::{FinishReason, RolloutHooks, RolloutParams};
 use crate::reward::{score_group, Completion};
@@ -20,29 +19,6 @@ use crate::train::loss::{
     compute_advantages, grpo_loss_and_grad, Advantages, GrpoBatch, GrpoSequence, LossType,
 };
 use crate::train::model::JoinedSeqs;
-
-/// One scored completion of a step, as logged to `rollouts.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RolloutRecord {
-    pub step: u64,
-    /// Index of the prompt within the step (the group).
-    pub group: usize,
-    pub problem: String,
-    pub answer: String,
-    pub prompt_tokens: Vec<u32>,
-    /// Generated tokens, the end-of-sequence token included when the sample emitted one.
-    pub completion_tokens: Vec<u32>,
-    pub text: String,
-    pub finish_reason: String,
-    pub reward: f64,
-    pub reward_format: f64,
-    pub reward_cosine: f64,
-    pub reward_length: f64,
-    pub reward_accuracy: f64,
-    pub reward_custom: f64,
-    pub correct: bool,
-    pub advantage: f32,
-}
 
 /// What one GRPO step did.
 #[derive(Clone, Debug)]
@@ -54,20 +30,16 @@ pub struct GrpoStepOutput {
 impl Trainer {
     /// Runs one GRPO step on `problems` (host-supplied; each needs a gold answer) or, when
     /// `None`, on the next `prompts_per_step` rows of the data order. `cancel` stops the
-    /// rollouts; a cancelled step changes nothing and returns [`ErrorCode::Cancelled`].
+    /// rollouts; a cancelled step returns [`ErrorCode::Cancelled`]. A step that fails or is
+    /// cancelled changes nothing: weights, optimizer state, RNG, data order and the run's files
+    /// are as before it. A NaN or infinite loss or gradient fails the step
+    /// ([`ErrorCode::NonFinite`]).
     pub fn grpo_step(
         &mut self,
         problems: Option<&[Problem]>,
         cancel: Option<Arc<AtomicBool>>,
     ) -> Result<GrpoStepOutput> {
-        let (order, rng) = (self.order.clone(), self.rng.clone());
-        let r = self.grpo_step_inner(problems, cancel);
-        if r.is_err() {
-            // A failed or cancelled step leaves the data walk and the RNG where they were.
-            self.order = order;
-            self.rng = rng;
-        }
-        r
+        self.atomic_step(|t| t.grpo_step_inner(problems, cancel))
     }
 
     fn grpo_step_inner(
@@ -122,6 +94,7 @@ impl Trainer {
             groups.push(res);
         }
         let rollout_s = t_roll.elapsed().as_secs_f64();
+        self.fault(StepStage::Inputs)?;
         let generated: usize = groups.iter().map(|r| r.tokens_generated).sum();
 
         // 2. Rewards and advantages.
@@ -186,6 +159,7 @@ impl Trainer {
             r.advantage = *a;
         }
         let scoring_s = t_score.elapsed().as_secs_f64();
+        self.fault(StepStage::Scoring)?;
 
         // 3. Loss, gradients, update.
         let t_train = Instant::now();
@@ -229,8 +203,16 @@ impl Trainer {
             n_micro += 1;
         }
         let k = n_micro.max(1) as f64;
+        if !loss.is_finite() {
+            return Err(Error::new(
+                ErrorCode::NonFinite,
+                format!("GRPO step {step}: the loss is {loss}; nothing was updated"),
+            ));
+        }
+        self.fault(StepStage::Loss)?;
         let st = self.opt.step(&mut self.lora, &self.grads, 1.0 / k as f32)?;
         self.adapter_stale = true;
+        self.fault(StepStage::Update)?;
         let train_s = t_train.elapsed().as_secs_f64();
         let trained_tokens: usize = seqs
             .iter()
@@ -274,7 +256,9 @@ impl Trainer {
             elapsed_s: self.elapsed_s(),
         };
         self.metrics.append(m.clone())?;
-        self.append_rollouts(&records)?;
+        self.fault(StepStage::Metrics)?;
+        append_rollouts(&self.cfg.out_dir, &records)?;
+        self.fault(StepStage::Rollouts)?;
         Ok(GrpoStepOutput {
             metrics: m,
             rollouts: records,

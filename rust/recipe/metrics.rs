@@ -242,6 +242,13 @@ impl MetricsLog {
         Ok(())
     }
 
+    /// Keeps the first `n` rows and rewrites both files from them (which also drops a line a
+    /// failed append left in one file).
+    pub(crate) fn truncate(&mut self, n: usize) -> Result<()> {
+        self.rows.truncate(n);
+        self.rewrite()
+    }
+
     /// Every row of this run so far (resumed rows included).
     pub fn rows(&self) -> &[StepMetrics] {
         &self.rows

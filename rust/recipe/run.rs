@@ -1,15 +1,12 @@
 //! The run loop shared by both stages: steps until the plan, the time limit, a cancel or the
 //! progress callback says stop; checkpoints every `checkpoint_every` steps; final artefacts.
 
-use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::chart::{write_chart, Series};
-use super::grpo::RolloutRecord;
-use super::metrics::{read_jsonl_through, StepMetrics, StepOnly};
-use super::trainer::{Stage, Trainer, CHART_FILE};
+use super::metrics::StepMetrics;
+use super::rollout_log::truncate_rollouts;
+use super::trainer::{Stage, Trainer};
 use crate::error::{Error, ErrorCode, Result};
 
 /// Why [`Trainer::run`] returned.
@@ -22,8 +19,6 @@ pub enum RunEnd {
     /// The progress callback returned false.
     StoppedByCallback,
 }
-
-const ROLLOUTS_FILE: &str = "rollouts.jsonl";
 
 impl Trainer {
     /// Runs steps of this trainer's stage until done. After each step `progress` sees its
@@ -41,23 +36,23 @@ impl Trainer {
                 "a GRPO run needs max_steps or max_minutes",
             ));
         }
-        if self.opt.step == 0 {
-            self.truncate_rollouts(0)?;
-            if self.stage == Stage::Sft
-                && !self.validation.is_empty()
-                && self.metrics.rows().is_empty()
-            {
-                // Step 0: the validation loss before any update, the start of the curve.
-                let m = StepMetrics {
-                    step: 0,
-                    stage: Stage::Sft.as_str().into(),
-                    val_loss: Some(self.validation_loss()?),
-                    lr: self.opt.current_lr() as f64,
-                    elapsed_s: self.elapsed_s(),
-                    ..Default::default()
-                };
-                self.metrics.append(m)?;
-            }
+        // Rollouts of steps after the checkpoint (a killed run) are not part of this run.
+        truncate_rollouts(&self.cfg.out_dir, self.opt.step)?;
+        if self.opt.step == 0
+            && self.stage == Stage::Sft
+            && !self.validation.is_empty()
+            && self.metrics.rows().is_empty()
+        {
+            // Step 0: the validation loss before any update, the start of the curve.
+            let m = StepMetrics {
+                step: 0,
+                stage: Stage::Sft.as_str().into(),
+                val_loss: Some(self.validation_loss()?),
+                lr: self.opt.current_lr() as f64,
+                elapsed_s: self.elapsed_s(),
+                ..Default::default()
+            };
+            self.metrics.append(m)?;
         }
         let every = self.cfg.checkpoint_every;
         let end = loop {
@@ -99,81 +94,4 @@ impl Trainer {
         self.save_outputs()?;
         Ok(end)
     }
-
-    /// Appends a step's rollouts to `rollouts.jsonl`.
-    pub(super) fn append_rollouts(&self, records: &[RolloutRecord]) -> Result<()> {
-        let path = self.cfg.out_dir.join(ROLLOUTS_FILE);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
-        let mut buf = String::new();
-        for r in records {
-            buf += &serde_json::to_string(r)?;
-            buf.push('\n');
-        }
-        f.write_all(buf.as_bytes())
-            .map_err(|e| Error::new(ErrorCode::Io, format!("{}: {e}", path.display())))
-    }
-
-    /// Keeps the rollouts of steps `<= keep_through` (called on resume and on a fresh start).
-    pub(super) fn truncate_rollouts(&self, keep_through: u64) -> Result<()> {
-        let path = self.cfg.out_dir.join(ROLLOUTS_FILE);
-        if !path.is_file() {
-            return Ok(());
-        }
-        let mut kept = String::new();
-        for (line, _) in read_jsonl_through(&path, keep_through, |r: &StepOnly| r.step)? {
-            kept += &line;
-            kept.push('\n');
-        }
-        crate::train::atomic::write_bytes_atomic(&path, kept.as_bytes()).map_err(Error::from)
-    }
-}
-
-/// Draws the run's chart (`out_dir/chart.png`): SFT → training and validation loss; GRPO →
-/// reward, accuracy and mean completion tokens, against the step.
-pub fn write_run_chart(t: &Trainer) -> Result<()> {
-    chart_from_metrics(
-        t.metrics().rows(),
-        t.stage(),
-        &t.config().out_dir.join(CHART_FILE),
-    )
-}
-
-/// Draws the chart of a stage from metrics rows.
-pub fn chart_from_metrics(rows: &[StepMetrics], stage: Stage, path: &Path) -> Result<()> {
-    let pts = |f: &dyn Fn(&StepMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
-        rows.iter()
-            .filter_map(|r| f(r).map(|y| (r.step as f64, y)))
-            .collect()
-    };
-    type Panel<'a> = (&'a str, Vec<(f64, f64)>);
-    let (title, data): (&str, Vec<Panel<'_>>) = match stage {
-        Stage::Sft => (
-            "SFT",
-            vec![
-                ("training loss (nats/token)", pts(&|r| Some(r.loss))),
-                ("validation loss (nats/token)", pts(&|r| r.val_loss)),
-            ],
-        ),
-        Stage::Grpo => (
-            "GRPO",
-            vec![
-                ("reward (mean)", pts(&|r| Some(r.reward.mean))),
-                ("accuracy", pts(&|r| Some(r.accuracy))),
-                (
-                    "completion tokens (mean)",
-                    pts(&|r| Some(r.completion_tokens_mean)),
-                ),
-            ],
-        ),
-    };
-    let series: Vec<Series<'_>> = data
-        .iter()
-        .map(|(name, p)| Series { name, points: p })
-        .collect();
-    write_chart(path, title, "step", &series)
-        .map_err(|e| Error::new(ErrorCode::Io, format!("chart {}: {e}", path.display())))
 }

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::data::Problem;
 use super::metrics::StepMetrics;
-use super::trainer::{Stage, Trainer};
-use crate::error::{Error, Result};
+use super::trainer::{Stage, StepStage, Trainer};
+use crate::error::{Error, ErrorCode, Result};
 use crate::train::loss::{join_examples, sft_loss_and_grad, SftConfig, SftExample};
 
 impl Trainer {
@@ -57,14 +57,11 @@ impl Trainer {
     }
 
     /// Runs one SFT optimizer step on the next rows of the data order, or on `rows` when given.
-    /// A failed step leaves the data walk where it was.
+    /// A step that fails changes nothing: weights, optimizer state, RNG, data order and the
+    /// metrics files are as before it. A NaN or infinite loss or gradient fails the step
+    /// ([`ErrorCode::NonFinite`]).
     pub fn sft_step(&mut self, rows: Option<&[Problem]>) -> Result<StepMetrics> {
-        let order = self.order.clone();
-        let r = self.sft_step_inner(rows);
-        if r.is_err() {
-            self.order = order;
-        }
-        r
+        self.atomic_step(|t| t.sft_step_inner(rows))
     }
 
     fn sft_step_inner(&mut self, rows: Option<&[Problem]>) -> Result<StepMetrics> {
@@ -84,6 +81,7 @@ impl Trainer {
             .map(|r| self.sft_example(r))
             .collect::<Result<Vec<_>>>()?;
         let opts = self.cfg.sft.clone();
+        self.fault(StepStage::Inputs)?;
         if opts.packing {
             examples = self.pack(examples);
         }
@@ -105,9 +103,20 @@ impl Trainer {
         for mb in &micro {
             loss += sft_loss_and_grad(&self.tf, &self.lora, mb, &loss_cfg, &mut self.grads)?.loss;
         }
+        if !loss.is_finite() {
+            return Err(Error::new(
+                ErrorCode::NonFinite,
+                format!(
+                    "SFT step {}: the loss is {loss}; nothing was updated",
+                    self.opt.step + 1
+                ),
+            ));
+        }
+        self.fault(StepStage::Loss)?;
         let scale = 1.0 / micro.len() as f32;
         let st = self.opt.step(&mut self.lora, &self.grads, scale)?;
         self.adapter_stale = true;
+        self.fault(StepStage::Update)?;
         let train_s = t0.elapsed().as_secs_f64();
         let mut m = StepMetrics {
             step: st.step,
@@ -125,9 +134,11 @@ impl Trainer {
         let last = self.planned_steps > 0 && st.step >= self.planned_steps;
         if !self.validation.is_empty() && ((every > 0 && st.step % every == 0) || last) {
             m.val_loss = Some(self.validation_loss()?);
+            self.fault(StepStage::Validation)?;
         }
         m.elapsed_s = self.elapsed_s();
         self.metrics.append(m.clone())?;
+        self.fault(StepStage::Metrics)?;
         Ok(m)
     }
 

@@ -1,7 +1,8 @@
 //! The trainer of one run: base model (for the engine and for training), the LoRA being
 //! trained, optimizer, RNG, data order, metrics, checkpoints and the engine's live adapter.
 //!
-//! The SFT step lives in `sft.rs`, the GRPO step in `grpo.rs`, the run loop in `run.rs`.
+//! The SFT step lives in `sft.rs`, the GRPO step in `grpo.rs`, the run loop in `run.rs`, the
+//! final outputs in `outputs.rs`; this module depends on none of them.
 //!
 //! Thread-safety: `Send`, not `Sync`; one step at a time.
 
@@ -14,7 +15,9 @@ use serde_json::json;
 
 use super::config::RunConfig;
 use super::data::{load_problems, DataCursor, DataOrder, Problem};
+use super::files::{CHECKPOINT_FILE, STEP_CHECKPOINT_DIR};
 use super::metrics::{io_err, MetricsLog};
+use super::rollout_log::truncate_rollouts;
 use crate::adapter::gguf_lora::export_gguf_lora;
 use crate::adapter::peft::{load_peft, save_peft};
 use crate::engine::{ContextParams, LoraAdapter, Model, ModelParams};
@@ -59,14 +62,6 @@ pub struct RewardRequest<'a> {
 /// An error aborts the step (nothing is updated).
 pub type CustomReward = Box<dyn FnMut(&RewardRequest<'_>) -> Result<f64> + Send>;
 
-/// File names inside `out_dir`.
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-pub const ADAPTER_DIR: &str = "adapter";
-pub const ADAPTER_GGUF: &str = "adapter.gguf";
-/// Folder under `out_dir` for the per-step checkpoints `keep_checkpoints` asks for.
-pub const STEP_CHECKPOINT_DIR: &str = "checkpoints";
-pub const CHART_FILE: &str = "chart.png";
-
 /// Fields of the configuration that may change between a run and its resumption.
 fn resumable_view(cfg: &RunConfig) -> serde_json::Value {
     let mut c = cfg.clone();
@@ -75,6 +70,7 @@ fn resumable_view(cfg: &RunConfig) -> serde_json::Value {
     c.keep_checkpoints = false;
     c.resume = true;
     c.threads = 1;
+    c.chart = None;
     serde_json::to_value(c).unwrap_or_default()
 }
 
@@ -104,6 +100,38 @@ pub struct Trainer {
     pub(super) started: Instant,
     /// Planned optimizer steps (0 = unbounded).
     pub(super) planned_steps: u64,
+    /// Test hook: the step stage that fails on purpose (see [`Trainer::fault`]).
+    #[cfg(test)]
+    pub(super) fail_at: Option<StepStage>,
+}
+
+/// The stages of a step, in order, as the failure tests name them. A step that fails at any
+/// of them changes nothing (see [`Trainer::atomic_step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StepStage {
+    /// GRPO: completions generated with the current adapter. SFT: the batch tokenized.
+    Inputs,
+    /// GRPO: rewards and advantages computed.
+    Scoring,
+    /// Losses and gradients computed (GRPO: reference log-probs included).
+    Loss,
+    /// The optimizer has updated the adapter and its own state.
+    Update,
+    /// SFT: the validation loss computed.
+    Validation,
+    /// The metrics row written.
+    Metrics,
+    /// GRPO: the step's rollouts written.
+    Rollouts,
+}
+
+/// Everything a step changes, kept to put back when the step fails.
+struct StepSnapshot {
+    lora: LoraWeights,
+    opt: AdamW,
+    rng: Rng,
+    order: DataOrder,
+    metrics_rows: usize,
 }
 
 fn cfg_err(e: impl std::fmt::Display) -> Error {
@@ -117,7 +145,10 @@ impl Trainer {
     pub fn new(cfg: RunConfig, stage: Stage) -> Result<Trainer> {
         cfg.validate()?;
         let mut cfg = cfg;
-        let model_path = crate::models::resolve_model(&cfg.model)?;
+        if cfg.model.as_os_str().is_empty() {
+            return Err(cfg_err("model must name a GGUF file"));
+        }
+        let model_path = cfg.model.clone();
         crate::engine::init_backend();
         let engine_model = Arc::new(Model::load(&model_path, &ModelParams::default())?);
         let gguf = Arc::new(GgufModel::open(&model_path)?);
@@ -217,6 +248,8 @@ impl Trainer {
             elapsed_before,
             started: Instant::now(),
             planned_steps,
+            #[cfg(test)]
+            fail_at: None,
         })
     }
 
@@ -354,12 +387,56 @@ impl Trainer {
         Ok(())
     }
 
-    /// Writes the final artefacts: checkpoint, PEFT adapter, GGUF adapter, chart.
-    pub fn save_outputs(&self) -> Result<()> {
-        self.save_checkpoint()?;
-        self.save_peft(&self.cfg.out_dir.join(ADAPTER_DIR))?;
-        self.save_gguf(&self.cfg.out_dir.join(ADAPTER_GGUF))?;
-        super::run::write_run_chart(self)?;
+    /// Runs one step so that it either completes or changes nothing: on an error (a failed
+    /// rollout, reward, loss, update, or a metrics or rollouts write), the LoRA weights, the
+    /// optimizer state, the RNG, the data order, `metrics.jsonl`/`.csv` and `rollouts.jsonl`
+    /// are put back as they were before the step, and the error is returned.
+    pub(super) fn atomic_step<T>(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let snapshot = StepSnapshot {
+            lora: self.lora.clone(),
+            opt: self.opt.clone(),
+            rng: self.rng.clone(),
+            order: self.order.clone(),
+            metrics_rows: self.metrics.rows().len(),
+        };
+        let result = step(self);
+        let Err(e) = result else {
+            return result;
+        };
+        let steps_before = snapshot.opt.step;
+        self.lora = snapshot.lora;
+        self.opt = snapshot.opt;
+        self.rng = snapshot.rng;
+        self.order = snapshot.order;
+        // The engine may hold the updated adapter: export the restored one before the next use.
+        self.adapter_stale = true;
+        let restored = self
+            .metrics
+            .truncate(snapshot.metrics_rows)
+            .and_then(|()| truncate_rollouts(&self.cfg.out_dir, steps_before));
+        match restored {
+            Ok(()) => Err(e),
+            Err(r) => Err(Error::new(
+                e.code(),
+                format!("{e}; restoring the output files after the failed step also failed: {r}"),
+            )),
+        }
+    }
+
+    /// The failure-test hook: an error when the test asked this stage to fail; nothing in
+    /// builds other than the crate's own tests.
+    #[inline]
+    pub(super) fn fault(&self, _stage: StepStage) -> Result<()> {
+        #[cfg(test)]
+        if self.fail_at == Some(_stage) {
+            return Err(Error::new(
+                ErrorCode::Io,
+                format!("injected failure after stage {_stage:?}"),
+            ));
+        }
         Ok(())
     }
 

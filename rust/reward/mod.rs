@@ -2,12 +2,12 @@
 //! length, accuracy, and their weighted sum. Pure: no I/O.
 //!
 //! The paper's total is `R = format + cosine + length` (accuracy weight 0 by default).
-pub mod accuracy;
-pub mod config;
-pub mod cosine;
-pub mod format;
-pub mod group;
-pub mod length;
+pub(crate) mod accuracy;
+pub(crate) mod config;
+pub(crate) mod cosine;
+pub(crate) mod format;
+pub(crate) mod group;
+pub(crate) mod length;
 
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,9 @@ pub enum TrainError {
     BadAdapter { path: PathBuf, reason: String },
     /// An error reported by llama.cpp (test helpers and exports).
     Llama(String),
+    /// NaN or infinite numbers where finite ones are required (weights, gradients, losses);
+    /// the message says where.
+    NonFinite(String),
 }
 
 impl TrainError {
@@ -98,6 +101,7 @@ impl fmt::Display for TrainError {
                 write!(f, "bad adapter/checkpoint {}: {reason}", path.display())
             }
             TrainError::Llama(m) => write!(f, "llama.cpp error: {m}"),
+            TrainError::NonFinite(m) => write!(f, "non-finite numbers: {m}"),
         }
     }
 }
@@ -113,3 +117,23 @@ impl std::error::Error for TrainError {
 
 /// Shorthand used throughout the trainer.
 pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// The crate-wide error for a trainer error: file problems → `Io`, corrupt or unsupported
+/// models → `ModelLoad`, bad adapters → `AdapterLoad`, shapes and settings → `InvalidArgument`.
+impl From<TrainError> for crate::error::Error {
+    fn from(e: TrainError) -> Self {
+        use crate::error::{Error, ErrorCode};
+        use TrainError as T;
+        let code = match &e {
+            T::MissingFile(_) | T::Io { .. } => ErrorCode::Io,
+            T::CorruptGguf { .. }
+            | T::UnsupportedArchitecture(_)
+            | T::UnsupportedTensorType { .. } => ErrorCode::ModelLoad,
+            T::ShapeMismatch { .. } | T::BadConfig(_) => ErrorCode::InvalidArgument,
+            T::BadAdapter { .. } => ErrorCode::AdapterLoad,
+            T::Llama(_) => ErrorCode::Internal,
+            T::NonFinite(_) => ErrorCode::NonFinite,
+        };
+        Error::new(code, e.to_string())
+    }
+}

@@ -29,10 +29,10 @@
 //! (crash-safe file replacement), `rng`, `error`. Unsafe code lives only in
 //! `weights::ggml` (FFI) and `cpu::gemm`.
 
-pub mod atomic;
+pub(crate) mod atomic;
 pub mod checkpoint;
 pub mod cpu;
-pub mod error;
+mod error;
 pub mod lora;
 pub mod loss;
 pub mod model;
@@ -41,3 +41,6 @@ pub mod rng;
 pub mod weights;
 
 pub use error::{Result, TrainError};
+
+#[cfg(test)]
+pub(crate) mod tests;

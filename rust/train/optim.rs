@@ -167,7 +167,10 @@ impl AdamW {
         params.check_same_shape(&self.m)?;
         let norm = grads.norm() * grad_scale.abs() as f64;
         if !norm.is_finite() {
-            return Err(TrainError::config("non-finite gradient norm; step skipped"));
+            return Err(TrainError::NonFinite(format!(
+                "the gradient norm is {norm} at optimizer step {}; parameters left unchanged",
+                self.step + 1
+            )));
         }
         let clip = match self.config.max_grad_norm {
             Some(mx) if norm > mx as f64 => (mx as f64 / (norm + 1e-6)) as f32,

@@ -21,8 +21,8 @@ if ! "$venv/bin/python" -c "import math_verify" 2>/dev/null; then
 fi
 "$venv/bin/python" -c "import importlib.metadata as m; print('math-verify', m.version('math-verify'))"
 
-(cd "$root" && cargo build --release --quiet --example verify_bench)
-bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/verify_bench"
+(cd "$root" && cargo build --release --quiet --bin verify_bench)
+bin="${CARGO_TARGET_DIR:-$root/target}/release/verify_bench"
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

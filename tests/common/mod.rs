@@ -6,10 +6,29 @@ use fmr::generate::Generator;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+pub mod c_build;
+pub mod gguf_edit;
+
+/// Where `scripts/setup.sh` puts the test models: `$FMR_MODEL_DIR`, else
+/// `~/.cache/fmr/models`.
+pub fn model_dir() -> PathBuf {
+    match std::env::var_os("FMR_MODEL_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+            .join(".cache/fmr/models"),
+    }
+}
+
 /// Path of the default model; panics with the set-up command when it is missing (tests must not
 /// silently skip).
 pub fn smollm2_path() -> PathBuf {
-    fmr::models::resolve_model("smollm2").unwrap_or_else(|e| panic!("{e}"))
+    let p = model_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.is_file(),
+        "test model missing: {} (run scripts/setup.sh first)",
+        p.display()
+    );
+    p
 }
 
 /// The default model, loaded once per test binary.

@@ -34,11 +34,6 @@ impl RopeTable {
         }
     }
 
-    /// Positions covered.
-    pub fn max_pos(&self) -> usize {
-        self.cos.len() / self.half.max(1)
-    }
-
     /// Rotates `x` (`[T, n_heads * head_dim]`) in place; row `t` has position `pos[t]`.
     /// With `inverse`, applies the transpose rotation (the backward pass).
     pub fn apply(&self, x: &mut [f32], n_heads: usize, pos: &[u32], inverse: bool) {

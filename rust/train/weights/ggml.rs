@@ -12,9 +12,10 @@ use llama_cpp_sys_2 as sys;
 
 use crate::train::error::{Result, TrainError};
 
-/// A ggml tensor element type, by its ggml enum value.
+/// A ggml tensor element type, by its ggml enum value. Any value can be held (a file may name
+/// a type this build does not know); every method that hands the value to ggml checks it first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct GgmlType(pub u32);
+pub struct GgmlType(u32);
 
 impl GgmlType {
     pub const F32: GgmlType = GgmlType(sys::GGML_TYPE_F32);
@@ -39,6 +40,16 @@ impl GgmlType {
         Self::Q5_K,
         Self::Q6_K,
     ];
+
+    /// The type with ggml enum value `raw` (as stored in GGUF files), known or not.
+    pub fn from_raw(raw: u32) -> GgmlType {
+        GgmlType(raw)
+    }
+
+    /// The ggml enum value.
+    pub fn raw(self) -> u32 {
+        self.0
+    }
 
     /// Whether [`GgmlType::SUPPORTED`] contains this type.
     pub fn is_supported(self) -> bool {
@@ -67,10 +78,17 @@ impl GgmlType {
             .find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
-    /// Elements per block (1 for float types).
-    pub fn block_size(self) -> usize {
-        // SAFETY: only called for supported types (valid enum values).
-        unsafe { sys::ggml_blck_size(self.0) as usize }
+    /// Elements per block (1 for float types); an error for a type outside
+    /// [`GgmlType::SUPPORTED`].
+    pub fn block_size(self) -> Result<usize> {
+        if !self.is_supported() {
+            return Err(TrainError::UnsupportedTensorType {
+                tensor: String::new(),
+                type_name: self.name(),
+            });
+        }
+        // SAFETY: a supported type is a valid index into ggml's type table.
+        Ok(unsafe { sys::ggml_blck_size(self.0) } as usize)
     }
 
     /// Bytes of one row of `n` elements, or an error if `n` is not a multiple of the block size.
@@ -81,7 +99,7 @@ impl GgmlType {
                 type_name: self.name(),
             });
         }
-        let bs = self.block_size();
+        let bs = self.block_size()?;
         if n % bs != 0 {
             return Err(TrainError::shape(
                 format!("row length for {}", self.name()),
@@ -131,6 +149,7 @@ pub fn f16_to_f32(h: u16) -> f32 {
 }
 
 /// f32 → IEEE half (round to nearest even, ggml's conversion).
+#[cfg(test)]
 pub fn f32_to_f16(x: f32) -> u16 {
     // SAFETY: pure function on a value.
     unsafe { sys::ggml_fp32_to_fp16(x) }
@@ -382,7 +401,7 @@ impl GgufFile {
             }
             out.push(TensorInfo {
                 name,
-                ty: GgmlType(ty),
+                ty: GgmlType::from_raw(ty),
                 ne,
                 file_offset,
                 size,
@@ -466,13 +485,6 @@ impl GgufBuilder {
         let k = cstring(key)?;
         // SAFETY: valid context and key.
         unsafe { sys::gguf_set_val_f32(self.ctx.as_ptr(), k.as_ptr(), val) };
-        Ok(())
-    }
-
-    pub fn set_bool(&mut self, key: &str, val: bool) -> Result<()> {
-        let k = cstring(key)?;
-        // SAFETY: valid context and key.
-        unsafe { sys::gguf_set_val_bool(self.ctx.as_ptr(), k.as_ptr(), val) };
         Ok(())
     }
 
@@ -580,5 +592,25 @@ impl GgufBuilder {
             .map_err(|e| TrainError::io(path, e.into_error()))?;
         f.sync_all().map_err(|e| TrainError::io(path, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_types_are_errors_not_table_reads() {
+        for raw in [4, 5, 9999, u32::MAX] {
+            let t = GgmlType::from_raw(raw);
+            assert!(!t.is_supported());
+            assert!(t.block_size().is_err(), "{raw}");
+            assert!(t.row_bytes(32).is_err(), "{raw}");
+            assert!(dequantize(t, &[0u8; 18], &mut [0f32; 32]).is_err(), "{raw}");
+            assert!(quantize(t, &[0f32; 32], 32).is_err(), "{raw}");
+        }
+        assert_eq!(GgmlType::from_raw(9999).name(), "type#9999");
+        assert_eq!(GgmlType::Q4_1.block_size().unwrap(), 32);
+        assert_eq!(GgmlType::F32.block_size().unwrap(), 1);
     }
 }

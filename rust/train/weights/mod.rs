@@ -1,11 +1,11 @@
 //! Base-model weights: GGUF reading, ggml dequantization, compact frozen storage, and GGUF writing
 //! (F32 rewrite of a model, random-weight models of real architectures).
 
-pub mod ggml;
-pub mod model;
-pub mod random;
-pub mod tensor;
-pub mod writer;
+pub(crate) mod ggml;
+mod model;
+mod random;
+mod tensor;
+mod writer;
 
 pub use ggml::{GgmlType, GgufFile};
 pub use model::{Arch, GgufModel, HyperParams, LayerWeights};

@@ -125,7 +125,7 @@ impl RandomModelSpec {
 
 /// The type a matrix with rows of `ne0` is stored in when `wanted` is requested.
 fn storage_type(wanted: GgmlType, ne0: usize) -> GgmlType {
-    if ne0 % wanted.block_size() == 0 {
+    if wanted.block_size().is_ok_and(|bs| ne0 % bs == 0) {
         wanted
     } else if ne0 % 32 == 0 {
         GgmlType::Q8_0

@@ -36,7 +36,7 @@ impl QTensor {
         let rb = ty.row_bytes(cols).map_err(|_| {
             TrainError::shape(
                 format!("row length of {name}"),
-                format!("multiple of {}", ty.block_size()),
+                format!("multiple of {}", ty.block_size().unwrap_or(0)),
                 cols,
             )
         })?;

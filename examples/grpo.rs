@@ -1,9 +1,0 @@
-//! `grpo --config RUN.json`: runs the GRPO stage of the recipe (see examples/train_cli.rs and configs/).
-
-mod common;
-#[path = "train_cli.rs"]
-mod train_cli;
-
-fn main() {
-    train_cli::main_for(fmr::recipe::Stage::Grpo);
-}

@@ -1,0 +1,293 @@
+//! eval: accuracy and token use of group rollouts with early stopping over a JSONL data set.
+//!
+//! For each problem: N samples, majority vote (maj@N), per-sample accuracy (pass@1), tokens
+//! generated, tokens a run without group-level stopping would have generated (upper bound) and
+//! wall time. With `--baseline FILE` (the `--out` of a run without early stopping, same seeds) it
+//! also reports the real token saving and how often the voted answer matches the baseline's.
+//!
+//! Usage: eval [--model smollm2|PATH] [--dataset gsm8k_test | --file DATA.jsonl] [--limit N]
+//!             [--params JSON] [--threads N] [--out FILE.jsonl] [--baseline FILE.jsonl]
+//!             [--texts FILE.jsonl]   (every completion as {"gold", "completion"}, for verifier studies)
+
+mod heldout;
+
+use fmr::answer::{verify_completion, VerifyOptions};
+use fmr::engine::{ContextParams, Model, ModelParams};
+use fmr::generate::{Generator, RolloutHooks, RolloutParams};
+use fmr_tools::progress::Progress;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Parameters when --params is not given (chosen before any evaluation was run): 8 samples of
+/// at most 256 tokens, stop once half of them agree; the last number counts as the answer when
+/// nothing is boxed (small models rarely box).
+const DEFAULT_PARAMS: &str = r#"{"n_samples": 8, "max_tokens": 256, "consensus": {"rule": "k_of_n", "k": 4}, "answer": {"last_number_fallback": true}}"#;
+
+struct Args {
+    model: String,
+    file: Option<String>,
+    limit: Option<usize>,
+    params: String,
+    threads: i32,
+    out: Option<String>,
+    baseline: Option<String>,
+    texts: Option<String>,
+    config: Option<String>,
+    adapter: Option<String>,
+    temperature: f32,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        model: "smollm2".into(),
+        file: None,
+        limit: None,
+        params: DEFAULT_PARAMS.into(),
+        threads: 2,
+        out: None,
+        baseline: None,
+        texts: None,
+        config: None,
+        adapter: None,
+        temperature: 0.0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => a.model = val()?,
+            "--file" => a.file = Some(val()?),
+            "--dataset" => {
+                let name = format!("{}.jsonl", val()?);
+                let p = fmr_tools::data::shared_data(&name)
+                    .ok_or_else(|| format!("data set {name} not found under shared/data"))?;
+                a.file = Some(p.display().to_string());
+            }
+            "--limit" => a.limit = Some(val()?.parse().map_err(|e| format!("--limit: {e}"))?),
+            "--params" => a.params = val()?,
+            "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--out" => a.out = Some(val()?),
+            "--baseline" => a.baseline = Some(val()?),
+            "--texts" => a.texts = Some(val()?),
+            "--config" => a.config = Some(val()?),
+            "--adapter" => a.adapter = Some(val()?),
+            "--temperature" => {
+                a.temperature = val()?.parse().map_err(|e| format!("--temperature: {e}"))?
+            }
+            "-h" | "--help" => {
+                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE] [--texts FILE] [--adapter GGUF|PEFT_DIR|CHECKPOINT]\n       eval --config RUN.json --file HELDOUT.jsonl [--adapter ...] [--temperature T] [--limit N] [--out ROWS.jsonl]   (held-out report: accuracy, format rate, tokens)");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+#[derive(Serialize, Deserialize)]
+struct SampleRecord {
+    tokens: usize,
+    finish: String,
+    key: Option<String>,
+    correct: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProblemRecord {
+    index: usize,
+    gold: String,
+    voted: Option<String>,
+    voted_count: usize,
+    voted_correct: bool,
+    samples: Vec<SampleRecord>,
+    tokens_generated: usize,
+    tokens_fixed_budget: usize,
+    stopped_by_consensus: bool,
+    wall_seconds: f64,
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    if args.config.is_some() {
+        return heldout::run(&args);
+    }
+    let file = args
+        .file
+        .clone()
+        .ok_or("give --dataset NAME or --file DATA.jsonl")?;
+    let problems = fmr_tools::data::load_jsonl(std::path::Path::new(&file), args.limit)?;
+    let params = RolloutParams::from_json(&args.params).map_err(|e| e.to_string())?;
+    let verify_opts = VerifyOptions {
+        last_number_fallback: params.answer.last_number_fallback,
+        answer_phrases: params.answer.answer_phrases,
+        prefer_after_think: params.answer.prefer_after_think,
+        aimo: params.answer.aimo,
+        ..Default::default()
+    };
+    let path = fmr_tools::models::resolve_model(&args.model)?;
+    let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
+    let cp = ContextParams {
+        n_ctx: (params.n_samples * (1024 + params.max_tokens + 64)) as u32,
+        n_seq_max: params.n_samples as u32,
+        n_threads: args.threads,
+        ..Default::default()
+    };
+    let mut generator = Generator::new(model.clone(), &cp).map_err(|e| e.to_string())?;
+    apply_adapter(&mut generator, &model, &path, args.adapter.as_deref())?;
+    let create = |p: &Option<String>| -> Result<Option<std::fs::File>, String> {
+        p.as_ref()
+            .map(|p| std::fs::File::create(p).map_err(|e| format!("{p}: {e}")))
+            .transpose()
+    };
+    let mut out = create(&args.out)?;
+    let mut texts = create(&args.texts)?;
+    println!(
+        "model: {} | data: {file} ({} problems)",
+        model.description(),
+        problems.len()
+    );
+    println!(
+        "params: {}",
+        serde_json::to_string(&params).map_err(|e| e.to_string())?
+    );
+    let mut progress = Progress::new("eval", problems.len());
+    let mut records = Vec::with_capacity(problems.len());
+    let mut correct_so_far = 0usize;
+    for (index, p) in problems.iter().enumerate() {
+        let r = generator
+            .solve(&p.question, &params, RolloutHooks::default())
+            .map_err(|e| format!("problem {index}: {e}"))?;
+        let samples: Vec<SampleRecord> = r
+            .samples
+            .iter()
+            .map(|s| SampleRecord {
+                tokens: s.tokens.len(),
+                finish: s.finish_reason.as_str().to_string(),
+                key: s.answer.clone(),
+                correct: verify_completion(&p.gold, &s.text, &verify_opts).equivalent,
+            })
+            .collect();
+        let voted_correct = r.voted_answer.as_ref().is_some_and(|v| {
+            samples
+                .iter()
+                .find(|s| s.key.as_ref() == Some(v))
+                .is_some_and(|s| s.correct)
+        });
+        correct_so_far += voted_correct as usize;
+        if let Some(f) = texts.as_mut() {
+            for s in &r.samples {
+                let line = serde_json::json!({"gold": p.gold, "completion": s.text});
+                writeln!(f, "{line}").map_err(|e| e.to_string())?;
+            }
+        }
+        let rec = ProblemRecord {
+            index,
+            gold: p.gold.clone(),
+            voted: r.voted_answer.clone(),
+            voted_count: r.votes.first().map_or(0, |v| v.count),
+            voted_correct,
+            samples,
+            tokens_generated: r.tokens_generated,
+            tokens_fixed_budget: r.tokens_fixed_budget,
+            stopped_by_consensus: r.stopped_by_consensus,
+            wall_seconds: r.wall_seconds,
+        };
+        if let Some(f) = out.as_mut() {
+            let line = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
+            writeln!(f, "{line}").map_err(|e| e.to_string())?;
+        }
+        records.push(rec);
+        progress.inc(&format!("maj acc {}/{}", correct_so_far, index + 1));
+    }
+    report(&records, &params, args.baseline.as_deref())
+}
+
+/// Applies `--adapter` (GGUF LoRA, PEFT folder or fmr checkpoint) to the generator, if given.
+fn apply_adapter(
+    generator: &mut Generator,
+    model: &Arc<Model>,
+    model_path: &std::path::Path,
+    adapter: Option<&str>,
+) -> Result<(), String> {
+    let Some(a) = adapter else { return Ok(()) };
+    let adapter = fmr::recipe::load_engine_adapter(model.clone(), model_path, a.as_ref())
+        .map_err(|e| e.to_string())?;
+    generator
+        .context_mut()
+        .set_adapters(&[(adapter, 1.0)])
+        .map_err(|e| e.to_string())
+}
+
+fn report(
+    records: &[ProblemRecord],
+    params: &RolloutParams,
+    baseline: Option<&str>,
+) -> Result<(), String> {
+    let n = records.len().max(1) as f64;
+    let maj = records.iter().filter(|r| r.voted_correct).count() as f64 / n;
+    let n_samples: usize = records.iter().map(|r| r.samples.len()).sum();
+    let pass1 = records
+        .iter()
+        .flat_map(|r| &r.samples)
+        .filter(|s| s.correct)
+        .count() as f64
+        / n_samples.max(1) as f64;
+    let tokens: usize = records.iter().map(|r| r.tokens_generated).sum();
+    let fixed: usize = records.iter().map(|r| r.tokens_fixed_budget).sum();
+    let wall: f64 = records.iter().map(|r| r.wall_seconds).sum();
+    let stopped = records.iter().filter(|r| r.stopped_by_consensus).count();
+    println!();
+    println!("problems            {}", records.len());
+    println!("maj@{}               {:.1}%", params.n_samples, 100.0 * maj);
+    println!("pass@1              {:.1}%", 100.0 * pass1);
+    println!("mean tokens/problem {:.1}", tokens as f64 / n);
+    println!(
+        "tokens saved        {:.1}% vs a fixed budget (upper bound: cut samples counted at max_tokens)",
+        100.0 * (1.0 - tokens as f64 / fixed.max(1) as f64)
+    );
+    println!("stopped by consensus {stopped} of {}", records.len());
+    println!(
+        "time                {wall:.1} s ({:.1} tokens/s)",
+        tokens as f64 / wall.max(1e-9)
+    );
+    if let Some(path) = baseline {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        let base: Vec<ProblemRecord> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(|e| format!("{path}: {e}")))
+            .collect::<Result<_, _>>()?;
+        let paired: Vec<(&ProblemRecord, &ProblemRecord)> = records
+            .iter()
+            .filter_map(|r| base.iter().find(|b| b.index == r.index).map(|b| (r, b)))
+            .collect();
+        let m = paired.len().max(1) as f64;
+        let base_tokens: usize = paired.iter().map(|(_, b)| b.tokens_generated).sum();
+        let ours_tokens: usize = paired.iter().map(|(r, _)| r.tokens_generated).sum();
+        let same_vote = paired.iter().filter(|(r, b)| r.voted == b.voted).count();
+        let base_maj = paired.iter().filter(|(_, b)| b.voted_correct).count() as f64 / m;
+        let ours_maj = paired.iter().filter(|(r, _)| r.voted_correct).count() as f64 / m;
+        println!();
+        println!("against baseline {path} ({} problems)", paired.len());
+        println!(
+            "tokens              {ours_tokens} vs {base_tokens}: {:.1}% fewer",
+            100.0 * (1.0 - ours_tokens as f64 / base_tokens.max(1) as f64)
+        );
+        println!("same voted answer   {same_vote} of {}", paired.len());
+        println!(
+            "maj accuracy        {:.1}% vs {:.1}% ({:+.1} points)",
+            100.0 * ours_maj,
+            100.0 * base_maj,
+            100.0 * (ours_maj - base_maj)
+        );
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("eval: {e}");
+        std::process::exit(1);
+    }
+}

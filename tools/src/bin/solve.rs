@@ -1,0 +1,161 @@
+//! solve: answer one problem, or every problem of a JSONL file, with a group of samples and
+//! length-aware early stopping, and print what happened.
+//!
+//! Usage: solve [--model smollm2|PATH] [--problem TEXT | --file DATA.jsonl | --dataset NAME]
+//!              [--limit N]
+//!              [--params JSON] [--threads N] [--ctx N] [--stream]
+
+use fmr::engine::{ContextParams, Model, ModelParams};
+use fmr::generate::{Generator, RolloutHooks, RolloutParams, TokenEvent};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Parameters when --params is not given: 8 samples, stop the problem once half of them agree;
+/// the last number counts as the answer when nothing is boxed (small models rarely box).
+const DEFAULT_PARAMS: &str = r#"{"n_samples": 8, "max_tokens": 256, "consensus": {"rule": "k_of_n", "k": 4}, "answer": {"last_number_fallback": true}}"#;
+
+struct Args {
+    model: String,
+    problem: Option<String>,
+    file: Option<String>,
+    limit: Option<usize>,
+    params: String,
+    threads: i32,
+    ctx: u32,
+    stream: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        model: "smollm2".into(),
+        problem: None,
+        file: None,
+        limit: None,
+        params: String::new(),
+        threads: 0,
+        ctx: 0,
+        stream: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => a.model = val()?,
+            "--problem" => a.problem = Some(val()?),
+            "--file" => a.file = Some(val()?),
+            "--dataset" => {
+                let name = format!("{}.jsonl", val()?);
+                let path = fmr_tools::data::shared_data(&name)
+                    .ok_or_else(|| format!("data set {name} not found under shared/data"))?;
+                a.file = Some(path.display().to_string());
+            }
+            "--limit" => a.limit = Some(val()?.parse().map_err(|e| format!("--limit: {e}"))?),
+            "--params" => a.params = val()?,
+            "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--ctx" => a.ctx = val()?.parse().map_err(|e| format!("--ctx: {e}"))?,
+            "--stream" => a.stream = true,
+            "-h" | "--help" => {
+                println!("usage: solve [--model smollm2|gemma3|PATH] [--problem TEXT | --file DATA.jsonl | --dataset gsm8k_test] [--limit N] [--params JSON] [--threads N] [--ctx N] [--stream]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let json = if args.params.is_empty() {
+        DEFAULT_PARAMS
+    } else {
+        &args.params
+    };
+    let params = RolloutParams::from_json(json).map_err(|e| e.to_string())?;
+    let path = fmr_tools::models::resolve_model(&args.model)?;
+    let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
+    let problems: Vec<fmr_tools::data::Problem> = match (&args.problem, &args.file) {
+        (Some(p), _) => vec![fmr_tools::data::Problem {
+            question: p.clone(),
+            gold: String::new(),
+        }],
+        (None, Some(f)) => fmr_tools::data::load_jsonl(std::path::Path::new(f), args.limit)?,
+        (None, None) => return Err("give --problem TEXT or --file DATA.jsonl".into()),
+    };
+    let n_ctx = if args.ctx > 0 {
+        args.ctx
+    } else {
+        (params.n_samples * (1024 + params.max_tokens + 64)) as u32
+    };
+    let cp = ContextParams {
+        n_ctx,
+        n_seq_max: params.n_samples as u32,
+        n_threads: args.threads,
+        ..Default::default()
+    };
+    let mut generator = Generator::new(model.clone(), &cp).map_err(|e| e.to_string())?;
+    println!("model: {} ({})", model.description(), path.display());
+    for (i, p) in problems.iter().enumerate() {
+        let mut printer = |ev: &TokenEvent<'_>| {
+            if ev.sample == 0 {
+                print!("{}", String::from_utf8_lossy(ev.piece));
+                let _ = std::io::stdout().flush();
+            }
+            true
+        };
+        let hooks = RolloutHooks {
+            on_token: if args.stream {
+                Some(&mut printer)
+            } else {
+                None
+            },
+            cancel: None,
+        };
+        let r = generator
+            .solve(&p.question, &params, hooks)
+            .map_err(|e| e.to_string())?;
+        if args.stream {
+            println!();
+        }
+        println!("--- problem {} ---", i + 1);
+        for (s, sample) in r.samples.iter().enumerate() {
+            println!(
+                "sample {s}: {:>5} tokens, {:<9} answer {:?}",
+                sample.tokens.len(),
+                sample.finish_reason.as_str(),
+                sample.answer
+            );
+        }
+        let votes: Vec<String> = r
+            .votes
+            .iter()
+            .map(|v| format!("{} x{}", v.answer, v.count))
+            .collect();
+        println!(
+            "vote: {:?} [{}]{}",
+            r.voted_answer,
+            votes.join(", "),
+            if p.gold.is_empty() {
+                String::new()
+            } else {
+                format!("  gold: {}", p.gold)
+            }
+        );
+        println!(
+            "tokens: {} generated, {} without early stopping (saved {:.0}%), consensus stop: {}, {:.2} s",
+            r.tokens_generated,
+            r.tokens_fixed_budget,
+            100.0 * (1.0 - r.tokens_generated as f64 / r.tokens_fixed_budget.max(1) as f64),
+            r.stopped_by_consensus,
+            r.wall_seconds
+        );
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("solve: {e}");
+        std::process::exit(1);
+    }
+}
