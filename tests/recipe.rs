@@ -355,7 +355,7 @@ fn child_hot_swap() {
     let dir = common::TempDir::new("recipe-swap");
     let mut t = trainer(&grpo_config(&dir.0.join("run"), 1), Stage::Grpo);
     // Two adapters of the run's shape: a strong random one and the zero one.
-    let hp = t.transformer().model().hp.clone();
+    let hp = t.transformer().model().hp().clone();
     let lc = LoraConfig {
         rank: 4,
         alpha: 8.0,
@@ -370,7 +370,7 @@ fn child_hot_swap() {
         }
     }
     let zero = LoraWeights::zeros(&lc, &hp).unwrap();
-    let arch = t.transformer().model().arch;
+    let arch = t.transformer().model().arch();
     let (a_dir, z_dir) = (dir.0.join("strong"), dir.0.join("zero"));
     fmr::adapter::save_peft(&strong, arch, &hp, &a_dir, "smollm2").unwrap();
     fmr::adapter::save_peft(&zero, arch, &hp, &z_dir, "smollm2").unwrap();
