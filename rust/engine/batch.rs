@@ -82,6 +82,35 @@ impl Batch {
         })
     }
 
+    /// Keeps the entries whose sequence `keep` accepts, in order, and returns for every former
+    /// entry its new index (`None` when it was dropped).
+    pub fn retain_seqs(&mut self, keep: impl Fn(i32) -> bool) -> Vec<Option<usize>> {
+        let n = self.len();
+        let mut map = Vec::with_capacity(n);
+        let mut j = 0usize;
+        for i in 0..n {
+            // SAFETY: i < len <= capacity, and j <= i: both entries were written by `push`.
+            unsafe {
+                let seq = *(*self.raw.seq_id.add(i));
+                if !keep(seq) {
+                    map.push(None);
+                    continue;
+                }
+                if j != i {
+                    *self.raw.token.add(j) = *self.raw.token.add(i);
+                    *self.raw.pos.add(j) = *self.raw.pos.add(i);
+                    *self.raw.n_seq_id.add(j) = 1;
+                    *(*self.raw.seq_id.add(j)) = seq;
+                    *self.raw.logits.add(j) = *self.raw.logits.add(i);
+                }
+            }
+            map.push(Some(j));
+            j += 1;
+        }
+        self.raw.n_tokens = j as i32;
+        map
+    }
+
     pub(crate) fn raw(&self) -> sys::llama_batch {
         self.raw
     }

@@ -10,9 +10,10 @@ use crate::error::{Error, ErrorCode, Result};
 /// A sampled token and its log-probability.
 pub(super) type Draw = (Token, f32);
 
-/// A sample that needs a token: its index in the group, its sampler, and the batch entry that
-/// holds its logits.
+/// A sample that needs a token: its group and its index in the group, its sampler, and the
+/// batch entry that holds its logits.
 pub(super) struct DrawJob<'a> {
+    pub group: usize,
     pub sample: usize,
     pub sampler: &'a mut Sampler,
     pub logits_idx: usize,
@@ -24,21 +25,25 @@ pub(super) struct DrawJob<'a> {
 /// vocabulary, less than handing it to another thread.
 const PARALLEL_MIN_ROWS: usize = 4;
 
+/// One job's outcome: `(group, sample, draw)`.
+pub(super) type Drawn = (usize, usize, Result<Draw>);
+
 /// Draws the next token of every job. Rows are independent and each sampler owns its RNG, so
 /// the result does not depend on how rows are spread over rayon's pool (no thread is spawned
-/// per step). Returns `(sample, draw)` in job order.
+/// per step). Returns one outcome per job, in job order; a job fails with
+/// [`ErrorCode::NonFinite`], naming the sample and its position, when its logits row holds NaN
+/// or ±inf (a corrupt model or adapter).
 ///
-/// Errors: [`ErrorCode::NonFinite`] naming the sample and its position when a logits row holds
-/// NaN or ±inf (a corrupt model or adapter).
-pub(super) fn draw_all(ctx: &Context, jobs: Vec<DrawJob<'_>>) -> Result<Vec<(usize, Draw)>> {
+/// Errors: a batch entry without logits (a bug).
+pub(super) fn draw_all(ctx: &Context, jobs: Vec<DrawJob<'_>>) -> Result<Vec<Drawn>> {
     let mut rows = Vec::with_capacity(jobs.len());
     for job in jobs {
         let row = ctx.logits(job.logits_idx)?;
         rows.push((job, row));
     }
-    let draw = |(job, row): (DrawJob<'_>, &[f32])| -> Result<(usize, Draw)> {
-        match job.sampler.sample(row) {
-            Ok(d) => Ok((job.sample, d)),
+    let draw = |(job, row): (DrawJob<'_>, &[f32])| -> Drawn {
+        let d = match job.sampler.sample(row) {
+            Ok(d) => Ok(d),
             Err(BadLogits::NonFinite) => Err(Error::new(
                 ErrorCode::NonFinite,
                 format!(
@@ -51,11 +56,12 @@ pub(super) fn draw_all(ctx: &Context, jobs: Vec<DrawJob<'_>>) -> Result<Vec<(usi
                 ErrorCode::Internal,
                 format!("sample {}: empty logits row", job.sample),
             )),
-        }
+        };
+        (job.group, job.sample, d)
     };
-    if rows.len() < PARALLEL_MIN_ROWS {
+    Ok(if rows.len() < PARALLEL_MIN_ROWS {
         rows.into_iter().map(draw).collect()
     } else {
         rows.into_par_iter().map(draw).collect()
-    }
+    })
 }

@@ -37,14 +37,14 @@ struct SampleState {
     extra_left: Option<usize>,
 }
 
-/// A running group of `n_samples` samples on sequences `seq_base..seq_base + n_samples` of one
-/// context, whose prompt is already in the KV cache.
+/// A running group of `n_samples` samples, sample `i` on KV sequence `seqs[i]` of one context
+/// (other groups may run on the context's other sequences).
 pub(super) struct GroupRun<'p, 'h> {
     params: &'p RolloutParams,
     plan: &'p RolloutPlan,
     answer_key: AnswerKey,
     hooks: RolloutHooks<'h>,
-    seq_base: i32,
+    seqs: Vec<i32>,
     samples: Vec<SampleState>,
     tally: VoteTally,
     finish_order: Vec<usize>,
@@ -60,19 +60,24 @@ pub(super) struct GroupRun<'p, 'h> {
 const THINK_END: &str = "</think>";
 
 impl<'p, 'h> GroupRun<'p, 'h> {
-    /// The group after its prompt of `prompt_len` tokens was evaluated; every sample's first
-    /// token comes from the batch entry `first_logits`. Sample `i` is seeded `seed + i`.
-    #[allow(clippy::too_many_arguments)]
+    /// A group whose prompt of `prompt_len` tokens is being evaluated on `seqs[0]`; its samples
+    /// draw their first token once [`GroupRun::prompt_done`] names the prompt's logits. Sample
+    /// `i` is seeded `seed + i`; the deadline counts from `start`.
     pub fn new(
         params: &'p RolloutParams,
         plan: &'p RolloutPlan,
         answer_key: AnswerKey,
         hooks: RolloutHooks<'h>,
-        seq_base: i32,
+        seqs: Vec<i32>,
         prompt_len: usize,
-        first_logits: usize,
         start: Instant,
     ) -> Result<Self> {
+        if seqs.len() != params.n_samples {
+            return Err(Error::new(
+                ErrorCode::Internal,
+                "one KV sequence per sample is needed",
+            ));
+        }
         let samples = (0..params.n_samples)
             .map(|s| {
                 Ok(SampleState {
@@ -84,7 +89,7 @@ impl<'p, 'h> GroupRun<'p, 'h> {
                     logprobs: Vec::new(),
                     bytes: Vec::new(),
                     pos: prompt_len as i32,
-                    logits_idx: Some(first_logits),
+                    logits_idx: None,
                     finish: None,
                     cut_by_group: false,
                     sampled: 0,
@@ -99,7 +104,7 @@ impl<'p, 'h> GroupRun<'p, 'h> {
             plan,
             answer_key,
             hooks,
-            seq_base,
+            seqs,
             samples,
             tally: VoteTally::new(),
             finish_order: Vec::with_capacity(params.n_samples),
@@ -115,6 +120,27 @@ impl<'p, 'h> GroupRun<'p, 'h> {
         Ok(run)
     }
 
+    /// The prompt is in the KV cache of every sample's sequence and its last token's logits are
+    /// batch entry `idx`: every sample draws its first token from them.
+    pub fn prompt_done(&mut self, idx: usize) {
+        for st in &mut self.samples {
+            st.logits_idx = Some(idx);
+        }
+    }
+
+    /// The KV sequences of the samples.
+    pub fn seqs(&self) -> &[i32] {
+        &self.seqs
+    }
+
+    /// Maps every queued logits entry through `map` (old batch index → new one) after the
+    /// batch was compacted; entries that were dropped lose their index.
+    pub fn remap_logits(&mut self, map: &[Option<usize>]) {
+        for st in &mut self.samples {
+            st.logits_idx = st.logits_idx.and_then(|i| map.get(i).copied().flatten());
+        }
+    }
+
     /// True when the caller's cancel flag is set.
     pub fn cancel_requested(&self) -> bool {
         self.hooks
@@ -128,8 +154,9 @@ impl<'p, 'h> GroupRun<'p, 'h> {
         self.samples.iter().filter(|s| s.finish.is_none()).count()
     }
 
-    /// The draw jobs of the running samples (each takes the sample's pending logits entry).
-    pub fn draw_jobs(&mut self) -> Result<Vec<DrawJob<'_>>> {
+    /// The draw jobs of the running samples (each takes the sample's pending logits entry),
+    /// tagged with `group`, the group's index in the caller's list.
+    pub fn draw_jobs(&mut self, group: usize) -> Result<Vec<DrawJob<'_>>> {
         let mut jobs = Vec::new();
         for (s, st) in self.samples.iter_mut().enumerate() {
             if st.finish.is_some() {
@@ -140,6 +167,7 @@ impl<'p, 'h> GroupRun<'p, 'h> {
                 .take()
                 .ok_or_else(|| Error::new(ErrorCode::Internal, "sample without logits"))?;
             jobs.push(DrawJob {
+                group,
                 sample: s,
                 sampler: &mut st.sampler,
                 logits_idx,
@@ -157,12 +185,12 @@ impl<'p, 'h> GroupRun<'p, 'h> {
         &mut self,
         ctx: &mut Context,
         batch: &mut Batch,
-        draws: &[(usize, Draw)],
+        draws: impl Iterator<Item = (usize, Draw)>,
     ) -> Result<()> {
         let model = ctx.model().clone();
-        for &(s, (tok, lp)) in draws {
+        for (s, (tok, lp)) in draws {
             let finish = self.advance_sample(&model, batch, s, tok, lp)?;
-            let seq = self.seq_base + s as i32;
+            let seq = self.seqs[s];
             let st = &mut self.samples[s];
             match finish {
                 Some(reason) => {
@@ -279,7 +307,7 @@ impl<'p, 'h> GroupRun<'p, 'h> {
         }
         // Decode the sampled token, then the forced text; the next token is sampled from the
         // logits after the forced text.
-        let seq = self.seq_base + s as i32;
+        let seq = self.seqs[s];
         batch.push(tok, st.pos, seq, false)?;
         st.pos += 1;
         for (j, &ft) in forcing.iter().enumerate() {

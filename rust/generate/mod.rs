@@ -14,6 +14,7 @@ mod prompt;
 mod result;
 mod rollout;
 mod sampling;
+mod schedule;
 mod stop;
 mod vote;
 
@@ -23,4 +24,5 @@ pub use prompt::{PromptFormat, PromptParams};
 pub use result::{FinishReason, GroupResult, SampleResult, VoteEntry};
 pub use rollout::{Generator, RolloutHooks, TokenEvent};
 pub use sampling::{token_logprob, BadLogits, Sampler, SamplingParams};
+pub use schedule::GroupRequest;
 pub use vote::{consensus_reached, VoteTally};

@@ -1,18 +1,16 @@
-//! The group rollout: a [`Generator`] runs one group at a time through the stages validate
-//! ([`RolloutPlan`]) → prefill → advance samples → group stop → finalize ([`GroupRun`]).
+//! Group rollouts: a [`Generator`] runs one group, or many groups in one decode loop, through
+//! the stages validate (`RolloutPlan`) → prefill → draw → advance samples → group stop →
+//! finalize (`GroupRun`), scheduled by `Schedule`.
 
 use super::answer_key::{verifier_answer_key, AnswerKey};
-use super::draw::draw_all;
-use super::group::GroupRun;
 use super::params::RolloutParams;
-use super::plan::RolloutPlan;
 use super::result::GroupResult;
+use super::schedule::{GroupRequest, Schedule};
 use crate::engine::{Batch, Context, ContextParams, Model, Token};
-use crate::error::{ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Result};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// One generated token, as seen by a streaming callback.
 #[derive(Debug)]
@@ -105,90 +103,88 @@ impl Generator {
         params: &RolloutParams,
         hooks: RolloutHooks<'_>,
     ) -> Result<GroupResult> {
-        let start = Instant::now();
-        let plan = RolloutPlan::new(&self.ctx, prompt, params)?;
-        let answer_key = self
-            .custom_key
-            .clone()
-            .unwrap_or_else(|| verifier_answer_key(params.answer.clone()));
-        let batch = &mut self.batch;
-        let mut ctx = AbortScope::install(&mut self.ctx, hooks.cancel.clone());
-        ctx.clear_kv();
-        let prefill = prefill(&mut ctx, batch, prompt, 0)?;
-        let prompt_seconds = start.elapsed().as_secs_f64();
-        for s in 1..params.n_samples {
-            ctx.copy_sequence(0, s as i32)?;
-        }
-        let mut group = GroupRun::new(
-            params,
-            &plan,
-            answer_key,
+        let cancel = hooks.cancel.clone();
+        let request = GroupRequest {
+            prompt: prompt.to_vec(),
+            params: params.clone(),
             hooks,
-            0,
-            prompt.len(),
-            prefill.last_logits,
-            start,
-        )?;
-        group.cancelled |= prefill.cancelled;
-        while !group.cancelled {
-            let draws = draw_all(&ctx, group.draw_jobs()?)?;
-            batch.clear();
-            group.advance(&mut ctx, batch, &draws)?;
-            if group.running() == 0 || group.group_stop() {
-                break;
-            }
-            match ctx.decode(batch) {
-                Ok(()) => {}
-                Err(e) if e.code() == ErrorCode::Cancelled => group.cancelled = true,
-                Err(e) => return Err(e),
-            }
-        }
-        if group.cancelled {
-            group.cut_running(super::FinishReason::Cancelled);
-        }
-        drop(ctx);
-        group.finalize(prompt.len(), prompt_seconds, start)
+        };
+        let mut out = None;
+        self.run_schedule(vec![request], 0, cancel, &mut |_, r| out = Some(r))?;
+        out.unwrap_or_else(|| Err(Error::new(ErrorCode::Internal, "the group never finished")))
     }
-}
 
-/// Where the prompt's evaluation ended.
-struct Prefill {
-    /// Batch entry holding the logits after the prompt's last token.
-    last_logits: usize,
-    /// The abort flag stopped the evaluation.
-    cancelled: bool,
-}
-
-/// The prefill stage: evaluates `prompt` on sequence `seq`, in chunks of at most `n_batch`
-/// tokens, asking for the logits of the last token only.
-fn prefill(ctx: &mut Context, batch: &mut Batch, prompt: &[Token], seq: i32) -> Result<Prefill> {
-    let cap = ctx.n_batch() as usize;
-    let mut last_logits = 0;
-    for (c, chunk) in prompt.chunks(cap).enumerate() {
-        batch.clear();
-        let base = c * cap;
-        for (j, &t) in chunk.iter().enumerate() {
-            let is_last = base + j + 1 == prompt.len();
-            let i = batch.push(t, (base + j) as i32, seq, is_last)?;
-            if is_last {
-                last_logits = i;
-            }
-        }
-        match ctx.decode(batch) {
-            Ok(()) => {}
-            Err(e) if e.code() == ErrorCode::Cancelled => {
-                return Ok(Prefill {
-                    last_logits,
-                    cancelled: true,
-                })
-            }
-            Err(e) => return Err(e),
-        }
+    /// Runs many groups through one decode loop (the whole batch of a GRPO step, or an
+    /// evaluation's problems): at most `max_sequences` samples in flight at once (0 = the
+    /// context's `n_seq_max`), groups started in order as sequences free up. `on_done(i, r)`
+    /// receives request `i`'s result as it finishes; a request whose parameters are invalid,
+    /// or whose sampling fails (NaN logits), fails alone. `cancel` stops everything: running
+    /// groups end as cancelled results, groups that never started as
+    /// [`ErrorCode::Cancelled`] errors. Clears the KV cache first.
+    ///
+    /// Errors: a decode failure (the groups in flight are lost).
+    pub fn rollout_many(
+        &mut self,
+        requests: Vec<GroupRequest<'_>>,
+        max_sequences: usize,
+        cancel: Option<Arc<AtomicBool>>,
+        on_done: &mut dyn FnMut(usize, Result<GroupResult>),
+    ) -> Result<()> {
+        self.run_schedule(requests, max_sequences, cancel, on_done)
     }
-    Ok(Prefill {
-        last_logits,
-        cancelled: false,
-    })
+
+    /// [`Generator::rollout_many`] on problem texts rendered with `params.prompt`; the results
+    /// come back in problem order.
+    pub fn solve_many(
+        &mut self,
+        problems: &[&str],
+        params: &RolloutParams,
+        max_sequences: usize,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<Vec<Result<GroupResult>>> {
+        let mut requests = Vec::with_capacity(problems.len());
+        for p in problems {
+            requests.push(GroupRequest {
+                prompt: params.prompt.tokenize(self.ctx.model(), p)?,
+                params: params.clone(),
+                hooks: RolloutHooks::default(),
+            });
+        }
+        let mut out: Vec<Option<Result<GroupResult>>> = (0..problems.len()).map(|_| None).collect();
+        self.run_schedule(requests, max_sequences, cancel, &mut |i, r| {
+            out[i] = Some(r)
+        })?;
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::new(ErrorCode::Internal, "a group never finished")))
+            })
+            .collect())
+    }
+
+    fn run_schedule(
+        &mut self,
+        requests: Vec<GroupRequest<'_>>,
+        max_sequences: usize,
+        cancel: Option<Arc<AtomicBool>>,
+        on_done: &mut dyn FnMut(usize, Result<GroupResult>),
+    ) -> Result<()> {
+        let custom = self.custom_key.clone();
+        let answer_key = move |p: &RolloutParams| {
+            custom
+                .clone()
+                .unwrap_or_else(|| verifier_answer_key(p.answer.clone()))
+        };
+        let mut ctx = AbortScope::install(&mut self.ctx, cancel.clone());
+        Schedule {
+            ctx: &mut ctx,
+            batch: &mut self.batch,
+            max_sequences,
+            answer_key: &answer_key,
+            cancel,
+        }
+        .run(requests, on_done)
+    }
 }
 
 /// A context with the caller's cancel flag installed as its abort flag for the length of one

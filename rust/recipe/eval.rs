@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::Problem;
-use crate::error::Result;
-use crate::generate::{Generator, RolloutHooks, RolloutParams};
+use crate::error::{Error, ErrorCode, Result};
+use crate::generate::{Generator, GroupRequest, RolloutHooks, RolloutParams};
 use crate::reward::{correctness, format_reward_with, RewardConfig};
 
 /// A proportion with its 95% Wilson score interval.
@@ -87,8 +87,10 @@ impl EvalReport {
 }
 
 /// Generates one completion per problem with `params` (its `n_samples` is forced to 1) and
-/// scores it with the verifier (`rewards` gives its options) and the format rule.
-/// `on_row` sees each row as it is done (for progress output).
+/// scores it with the verifier (`rewards` gives its options) and the format rule. The problems
+/// decode together, as many at once as the generator's context has sequences. `on_row` sees
+/// each row as it is done (in finishing order, with its problem index, for progress output);
+/// the rows come back in problem order.
 pub fn evaluate(
     gen: &mut Generator,
     problems: &[Problem],
@@ -99,21 +101,39 @@ pub fn evaluate(
     let start = std::time::Instant::now();
     let mut p = params.clone();
     p.n_samples = 1;
-    let mut rows = Vec::with_capacity(problems.len());
-    for (i, pr) in problems.iter().enumerate() {
-        let res = gen.solve(&pr.problem, &p, RolloutHooks::default())?;
-        let s = &res.samples[0];
-        let row = EvalRow {
-            problem: pr.problem.clone(),
-            answer: pr.answer.clone(),
-            completion: s.text.clone(),
-            tokens: s.tokens.len(),
-            correct: correctness(&pr.answer, &s.text, rewards).correct,
-            formatted: format_reward_with(&s.text, rewards.format_requires_think) > 0.0,
-        };
-        on_row(i, &row);
-        rows.push(row);
+    let mut requests = Vec::with_capacity(problems.len());
+    for pr in problems {
+        requests.push(GroupRequest {
+            prompt: p.prompt.tokenize(gen.context().model(), &pr.problem)?,
+            params: p.clone(),
+            hooks: RolloutHooks::default(),
+        });
     }
+    let mut rows: Vec<Option<Result<EvalRow>>> = (0..problems.len()).map(|_| None).collect();
+    gen.rollout_many(requests, 0, None, &mut |i, res| {
+        let row = res.map(|res| {
+            let s = &res.samples[0];
+            let pr = &problems[i];
+            EvalRow {
+                problem: pr.problem.clone(),
+                answer: pr.answer.clone(),
+                completion: s.text.clone(),
+                tokens: s.tokens.len(),
+                correct: correctness(&pr.answer, &s.text, rewards).correct,
+                formatted: format_reward_with(&s.text, rewards.format_requires_think) > 0.0,
+            }
+        });
+        if let Ok(r) = &row {
+            on_row(i, r);
+        }
+        rows[i] = Some(row);
+    })?;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| Err(Error::new(ErrorCode::Internal, "a problem never finished")))
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok((
         EvalReport::from_rows(&rows, start.elapsed().as_secs_f64()),
         rows,

@@ -13,7 +13,7 @@ use super::metrics::{MeanStd, StepMetrics};
 use super::rollout_log::{append_rollouts, RolloutRecord};
 use super::trainer::{RewardRequest, Stage, StepStage, Trainer};
 use crate::error::{Error, ErrorCode, Result};
-use crate::generate::{FinishReason, RolloutHooks, RolloutParams};
+use crate::generate::{FinishReason, GroupRequest, GroupResult, RolloutHooks, RolloutParams};
 use crate::reward::{score_group, Completion};
 use crate::train::loss::{
     compute_advantages, grpo_loss_and_grad, Advantages, GrpoBatch, GrpoSequence, LossType,
@@ -69,7 +69,8 @@ impl Trainer {
         // 1. Rollouts with the current adapter.
         let t_roll = Instant::now();
         self.sync_engine_adapter()?;
-        let mut groups = Vec::with_capacity(batch.len());
+        // Every group of the step decodes together in one loop (prompts × G sequences).
+        let mut requests = Vec::with_capacity(batch.len());
         let mut prompts = Vec::with_capacity(batch.len());
         for p in &batch {
             let prompt = self.cfg.prompt.tokenize(&self.engine_model, &p.problem)?;
@@ -82,15 +83,23 @@ impl Trainer {
                 ..RolloutParams::default()
             };
             params.sampling.seed = (self.rng.next_u64() >> 33) as u32;
-            let hooks = RolloutHooks {
-                on_token: None,
-                cancel: cancel.clone(),
-            };
-            let res = self.generator()?.rollout(&prompt, &params, hooks)?;
+            prompts.push(prompt.iter().map(|&t| t as u32).collect::<Vec<u32>>());
+            requests.push(GroupRequest {
+                prompt,
+                params,
+                hooks: RolloutHooks::default(),
+            });
+        }
+        let mut done: Vec<Option<Result<GroupResult>>> = (0..batch.len()).map(|_| None).collect();
+        self.generator()?
+            .rollout_many(requests, 0, cancel.clone(), &mut |i, r| done[i] = Some(r))?;
+        let mut groups = Vec::with_capacity(batch.len());
+        for r in done {
+            let res =
+                r.ok_or_else(|| Error::new(ErrorCode::Internal, "a group never finished"))??;
             if res.cancelled {
                 return Err(Error::new(ErrorCode::Cancelled, "GRPO step cancelled"));
             }
-            prompts.push(prompt.into_iter().map(|t| t as u32).collect::<Vec<u32>>());
             groups.push(res);
         }
         let rollout_s = t_roll.elapsed().as_secs_f64();

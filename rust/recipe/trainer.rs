@@ -440,20 +440,24 @@ impl Trainer {
         Ok(())
     }
 
-    /// The rollout engine, created on first use with a context sized for one group.
+    /// The rollout engine, created on first use with a context sized for a whole step: one
+    /// KV sequence per completion (prompts × G, at most 256), each with room for a prompt of
+    /// up to 1,024 tokens and the completion (or `grpo.n_ctx` cells in all).
     pub(super) fn generator(&mut self) -> Result<&mut Generator> {
         if self.generator.is_none() {
             let g = &self.cfg.grpo;
+            let n_seq = (g.prompts_per_step * g.generations).clamp(1, 256);
+            let n_seq = n_seq - n_seq % g.generations.min(n_seq);
             let n_ctx = if g.n_ctx > 0 {
                 g.n_ctx
             } else {
                 let per_seq = 1024 + g.max_completion_tokens;
-                u32::try_from(per_seq * g.generations).unwrap_or(u32::MAX)
+                u32::try_from(per_seq * n_seq).unwrap_or(u32::MAX)
             };
             let params = ContextParams {
                 n_ctx,
                 n_batch: 512,
-                n_seq_max: g.generations as u32,
+                n_seq_max: n_seq as u32,
                 n_threads: self.cfg.threads as i32,
                 ..ContextParams::default()
             };

@@ -25,9 +25,11 @@ pub fn run(args: &Args) -> Result<(), String> {
     let path = cfg.model.clone();
     let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
     let g = &cfg.grpo;
+    // One completion per problem, `--in-flight` problems decoding together.
+    let in_flight = args.in_flight.max(1);
     let cp = ContextParams {
-        n_ctx: (1024 + g.max_completion_tokens) as u32,
-        n_seq_max: 1,
+        n_ctx: (in_flight * (1024 + g.max_completion_tokens)) as u32,
+        n_seq_max: in_flight as u32,
         n_threads: cfg.threads as i32,
         ..Default::default()
     };

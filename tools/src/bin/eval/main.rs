@@ -8,12 +8,13 @@
 //! Usage: eval [--model smollm2|PATH] [--dataset gsm8k_test | --file DATA.jsonl] [--limit N]
 //!             [--params JSON] [--threads N] [--out FILE.jsonl] [--baseline FILE.jsonl]
 //!             [--texts FILE.jsonl]   (every completion as {"gold", "completion"}, for verifier studies)
+//!             [--in-flight N]        (samples decoding together across problems, default 16)
 
 mod heldout;
 
 use fmr::answer::{verify_completion, VerifyOptions};
 use fmr::engine::{ContextParams, Model, ModelParams};
-use fmr::generate::{Generator, RolloutHooks, RolloutParams};
+use fmr::generate::{Generator, GroupRequest, GroupResult, RolloutHooks, RolloutParams};
 use fmr_tools::progress::Progress;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -36,6 +37,7 @@ struct Args {
     config: Option<String>,
     adapter: Option<String>,
     temperature: f32,
+    in_flight: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         config: None,
         adapter: None,
         temperature: 0.0,
+        in_flight: 16,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,11 +75,14 @@ fn parse_args() -> Result<Args, String> {
             "--texts" => a.texts = Some(val()?),
             "--config" => a.config = Some(val()?),
             "--adapter" => a.adapter = Some(val()?),
+            "--in-flight" => {
+                a.in_flight = val()?.parse().map_err(|e| format!("--in-flight: {e}"))?
+            }
             "--temperature" => {
                 a.temperature = val()?.parse().map_err(|e| format!("--temperature: {e}"))?
             }
             "-h" | "--help" => {
-                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE] [--texts FILE] [--adapter GGUF|PEFT_DIR|CHECKPOINT]\n       eval --config RUN.json --file HELDOUT.jsonl [--adapter ...] [--temperature T] [--limit N] [--out ROWS.jsonl]   (held-out report: accuracy, format rate, tokens)");
+                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE] [--texts FILE] [--adapter GGUF|PEFT_DIR|CHECKPOINT] [--in-flight N]\n       eval --config RUN.json --file HELDOUT.jsonl [--adapter ...] [--temperature T] [--limit N] [--out ROWS.jsonl] [--in-flight N]   (held-out report: accuracy, format rate, tokens)");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -127,9 +133,11 @@ fn run() -> Result<(), String> {
     };
     let path = fmr_tools::models::resolve_model(&args.model)?;
     let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
+    // Problems decode together: `--in-flight` sequences (samples) at once.
+    let in_flight = args.in_flight.max(params.n_samples);
     let cp = ContextParams {
-        n_ctx: (params.n_samples * (1024 + params.max_tokens + 64)) as u32,
-        n_seq_max: params.n_samples as u32,
+        n_ctx: (in_flight * (1024 + params.max_tokens + 64)) as u32,
+        n_seq_max: in_flight as u32,
         n_threads: args.threads,
         ..Default::default()
     };
@@ -152,11 +160,30 @@ fn run() -> Result<(), String> {
         serde_json::to_string(&params).map_err(|e| e.to_string())?
     );
     let mut progress = Progress::new("eval", problems.len());
+    let mut requests = Vec::with_capacity(problems.len());
+    for p in &problems {
+        requests.push(GroupRequest {
+            prompt: params
+                .prompt
+                .tokenize(&model, &p.question)
+                .map_err(|e| e.to_string())?,
+            params: params.clone(),
+            hooks: RolloutHooks::default(),
+        });
+    }
+    let mut results: Vec<Option<fmr::Result<GroupResult>>> =
+        (0..problems.len()).map(|_| None).collect();
+    generator
+        .rollout_many(requests, in_flight, None, &mut |i, r| {
+            results[i] = Some(r);
+            progress.inc("");
+        })
+        .map_err(|e| e.to_string())?;
     let mut records = Vec::with_capacity(problems.len());
-    let mut correct_so_far = 0usize;
     for (index, p) in problems.iter().enumerate() {
-        let r = generator
-            .solve(&p.question, &params, RolloutHooks::default())
+        let r = results[index]
+            .take()
+            .ok_or("a problem never finished")?
             .map_err(|e| format!("problem {index}: {e}"))?;
         let samples: Vec<SampleRecord> = r
             .samples
@@ -174,7 +201,6 @@ fn run() -> Result<(), String> {
                 .find(|s| s.key.as_ref() == Some(v))
                 .is_some_and(|s| s.correct)
         });
-        correct_so_far += voted_correct as usize;
         if let Some(f) = texts.as_mut() {
             for s in &r.samples {
                 let line = serde_json::json!({"gold": p.gold, "completion": s.text});
@@ -198,7 +224,6 @@ fn run() -> Result<(), String> {
             writeln!(f, "{line}").map_err(|e| e.to_string())?;
         }
         records.push(rec);
-        progress.inc(&format!("maj acc {}/{}", correct_so_far, index + 1));
     }
     report(&records, &params, args.baseline.as_deref())
 }
