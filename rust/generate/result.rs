@@ -103,3 +103,31 @@ pub struct GroupResult {
     /// Seconds spent evaluating the prompt.
     pub prompt_seconds: f64,
 }
+
+impl GroupResult {
+    /// The result of a group cancelled before its prompt was evaluated: every sample empty and
+    /// [`FinishReason::Cancelled`].
+    pub(crate) fn cancelled_before_start(prompt_tokens: usize, n_samples: usize) -> GroupResult {
+        GroupResult {
+            prompt_tokens,
+            samples: (0..n_samples)
+                .map(|_| SampleResult {
+                    text: String::new(),
+                    tokens: Vec::new(),
+                    logprobs: Vec::new(),
+                    finish_reason: FinishReason::Cancelled,
+                    answer: None,
+                    forced_tokens: 0,
+                })
+                .collect(),
+            votes: Vec::new(),
+            voted_answer: None,
+            tokens_generated: 0,
+            tokens_fixed_budget: 0,
+            stopped_by_consensus: false,
+            cancelled: true,
+            wall_seconds: 0.0,
+            prompt_seconds: 0.0,
+        }
+    }
+}

@@ -119,8 +119,8 @@ impl Generator {
     /// context's `n_seq_max`), groups started in order as sequences free up. `on_done(i, r)`
     /// receives request `i`'s result as it finishes; a request whose parameters are invalid,
     /// or whose sampling fails (NaN logits), fails alone. `cancel` stops everything: running
-    /// groups end as cancelled results, groups that never started as
-    /// [`ErrorCode::Cancelled`] errors. Clears the KV cache first.
+    /// groups end as cancelled results, and groups that never started come back cancelled
+    /// with empty samples. Clears the KV cache first.
     ///
     /// Errors: a decode failure (the groups in flight are lost).
     pub fn rollout_many(

@@ -63,8 +63,8 @@ pub(super) struct Schedule<'a> {
 impl Schedule<'_> {
     /// Runs every request; `on_done(i, result)` receives request `i`'s outcome as it finishes
     /// (invalid requests fail at once; the others in finish order). A cancelled loop ends
-    /// every running group as cancelled and reports groups that never started as
-    /// [`ErrorCode::Cancelled`] errors.
+    /// every running group as cancelled, and groups that never started come back as cancelled
+    /// results with empty samples.
     ///
     /// Errors: a decode failure other than cancellation (every group in flight is lost).
     pub fn run(
@@ -282,15 +282,7 @@ impl Schedule<'_> {
             if active.is_empty() {
                 // Nothing in flight: either every request is done, or the loop was cancelled
                 // and the rest never start.
-                for i in next..specs.len() {
-                    on_done(
-                        i,
-                        Err(Error::new(
-                            ErrorCode::Cancelled,
-                            "cancelled before it started",
-                        )),
-                    );
-                }
+                report_unstarted(&specs[next..], &plans[next..], next, on_done);
                 return Ok(());
             }
             if batch.is_empty() {
@@ -309,15 +301,7 @@ impl Schedule<'_> {
                             a.run.finalize(a.prompt_len, a.prompt_seconds, a.start),
                         );
                     }
-                    for i in next..specs.len() {
-                        on_done(
-                            i,
-                            Err(Error::new(
-                                ErrorCode::Cancelled,
-                                "cancelled before it started",
-                            )),
-                        );
-                    }
+                    report_unstarted(&specs[next..], &plans[next..], next, on_done);
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -334,6 +318,26 @@ impl Schedule<'_> {
                 }
             }
         }
+    }
+}
+
+/// Reports the requests that never started after a cancel (the first has index `first`): a
+/// cancelled result with empty samples each, or the request's own validation error.
+fn report_unstarted(
+    specs: &[(Vec<Token>, RolloutParams)],
+    plans: &[Result<RolloutPlan>],
+    first: usize,
+    on_done: &mut dyn FnMut(usize, Result<GroupResult>),
+) {
+    for (k, ((prompt, params), plan)) in specs.iter().zip(plans).enumerate() {
+        let r = match plan {
+            Ok(_) => Ok(GroupResult::cancelled_before_start(
+                prompt.len(),
+                params.n_samples,
+            )),
+            Err(e) => Err(e.clone()),
+        };
+        on_done(first + k, r);
     }
 }
 
