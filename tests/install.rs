@@ -74,11 +74,9 @@ fn installed_prefix_serves_pkg_config_and_cmake_programs() {
     // C with pkg-config, shared: the program asks for the soname and finds it in the prefix.
     let exe = dir.0.join("solve-shared");
     sh(
-        &format!(
-            "cc -std=c11 -Wall -Wextra -Wpedantic -Werror examples/c/solve.c -o {} $(pkg-config --cflags --libs fmr)",
-            exe.display()
-        ),
-        &env,
+        "cc -std=c11 -Wall -Wextra -Wpedantic -Werror examples/c/solve.c -o \"$EXE\" \
+         $(pkg-config --cflags --libs fmr)",
+        &[env[0], ("EXE", &exe)],
     );
     let needs = dynamic_needs(&exe);
     assert!(
@@ -95,12 +93,9 @@ fn installed_prefix_serves_pkg_config_and_cmake_programs() {
     // C with pkg-config, static: libfmr.a and the pc file's Libs.private are all it takes.
     let exe = dir.0.join("solve-static");
     sh(
-        &format!(
-            "cc -std=c11 -Wall -Wextra -Wpedantic -Werror examples/c/solve.c -o {} \
-             $(pkg-config --cflags fmr) $(pkg-config --static --libs fmr | sed 's/-lfmr /-l:libfmr.a /')",
-            exe.display()
-        ),
-        &env,
+        "cc -std=c11 -Wall -Wextra -Wpedantic -Werror examples/c/solve.c -o \"$EXE\" \
+         $(pkg-config --cflags fmr) $(pkg-config --static --libs fmr | sed 's/-lfmr /-l:libfmr.a /')",
+        &[env[0], ("EXE", &exe)],
     );
     let needs = dynamic_needs(&exe);
     assert!(!needs.contains("libfmr"), "{needs}");

@@ -160,7 +160,7 @@ func TestContextDeadlineIsTheRolloutDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	res, err := g.Solve(ctx, "Count from 1 to 1000, one number per line.", `{"n_samples": 1, "max_tokens": 480}`)
+	res, err := g.Solve(ctx, "Count from 1 to 1000, one number per line.", `{"n_samples": 1, "max_tokens": 400}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,6 +389,7 @@ func TestTrainerWithAGoReward(t *testing.T) {
 				return
 			default:
 				last = tr.StepCount()
+				time.Sleep(time.Millisecond)
 			}
 		}
 	}()

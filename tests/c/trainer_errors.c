@@ -4,9 +4,11 @@
  * run; the trainer's other functions answer FMR_ERR_BUSY meanwhile.
  * Usage: ./trainer_errors MODEL.gguf TRAIN.jsonl OUT_DIR    (exit 0 = all checks passed)
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include "expect.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +39,8 @@ static void *poll_steps(void *arg) {
         }
         p->last = n;
         p->polls++;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
     }
     return NULL;
 }

@@ -124,12 +124,23 @@ fn run() -> Result<(), String> {
         }
         let judged = report::judge(&r, &p.gold, &opts);
         println!("--- problem {} ---", i + 1);
-        for (s, (sample, correct)) in r.samples.iter().zip(&judged.samples).enumerate() {
+        let answers: Vec<String> = r
+            .samples
+            .iter()
+            .map(|s| report::shown(s.answer_display.as_deref()))
+            .collect();
+        let width = answers.iter().map(|a| a.chars().count()).max().unwrap_or(0);
+        for (s, ((sample, correct), answer)) in r
+            .samples
+            .iter()
+            .zip(&judged.samples)
+            .zip(&answers)
+            .enumerate()
+        {
             println!(
-                "sample {s}: {:>5} tokens, {:<9} {} {}",
+                "sample {s}: {:>5} tokens, {:<9} {answer:<width$} {}",
                 sample.tokens.len(),
                 sample.finish_reason.as_str(),
-                report::shown(sample.answer_display.as_deref()),
                 report::mark(*correct)
             );
         }
