@@ -53,7 +53,7 @@ IFS=. read -r major minor patch <<<"$version"
 if [ "$major" = 0 ]; then sover="0.$minor"; else sover="$major"; fi
 
 if [ "$build" = 1 ]; then
-  (cd "$root" && cargo build --release --lib)
+  (cd "$root" && cargo build --release -p fmr --lib)
 fi
 target="${CARGO_TARGET_DIR:-$root/target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
