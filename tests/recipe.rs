@@ -27,6 +27,7 @@ fn sft_config(out_dir: &Path, max_steps: u64) -> Value {
         "seed": 11,
         "max_steps": max_steps,
         "checkpoint_every": 2,
+        "chart": {},
         "lora": {"rank": 2, "alpha": 4, "targets": ["q", "v"]},
         "optimizer": {"lr": 1e-3, "schedule": {"kind": "constant", "warmup": 0}},
         "data": {"train": fixture("recipe_sft.jsonl"), "validation": fixture("recipe_sft_val.jsonl")},
@@ -355,7 +356,7 @@ fn child_hot_swap() {
     let dir = common::TempDir::new("recipe-swap");
     let mut t = trainer(&grpo_config(&dir.0.join("run"), 1), Stage::Grpo);
     // Two adapters of the run's shape: a strong random one and the zero one.
-    let hp = t.transformer().model().hp.clone();
+    let hp = t.transformer().model().hp().clone();
     let lc = LoraConfig {
         rank: 4,
         alpha: 8.0,
@@ -370,7 +371,7 @@ fn child_hot_swap() {
         }
     }
     let zero = LoraWeights::zeros(&lc, &hp).unwrap();
-    let arch = t.transformer().model().arch;
+    let arch = t.transformer().model().arch();
     let (a_dir, z_dir) = (dir.0.join("strong"), dir.0.join("zero"));
     fmr::adapter::save_peft(&strong, arch, &hp, &a_dir, "smollm2").unwrap();
     fmr::adapter::save_peft(&zero, arch, &hp, &z_dir, "smollm2").unwrap();

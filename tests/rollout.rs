@@ -151,14 +151,30 @@ fn budget_forcing_appends_the_closing_and_gets_a_boxed_answer() {
         text: " The answer is $\\boxed{".into(),
         extra_tokens: 10,
     });
+    let mut streamed: Vec<u8> = Vec::new();
+    let mut forced_events = 0usize;
+    let mut cb = |ev: &TokenEvent<'_>| {
+        streamed.extend_from_slice(ev.piece);
+        if ev.forced {
+            assert_eq!(ev.logprob, 0.0);
+            forced_events += 1;
+        }
+        true
+    };
     let r = g
         .solve(
             "Question: What is 2+3? Answer briefly.\nAnswer:",
             &p,
-            RolloutHooks::default(),
+            RolloutHooks {
+                on_token: Some(&mut cb),
+                cancel: None,
+            },
         )
         .unwrap();
     let s = &r.samples[0];
+    // The stream carries the forced text too (flagged), so it equals the result's text.
+    assert_eq!(String::from_utf8_lossy(&streamed), s.text);
+    assert_eq!(forced_events, s.forced_tokens);
     assert_eq!(s.finish_reason, FinishReason::Forced, "{:?}", s.text);
     assert!(s.forced_tokens > 0);
     assert!(s.text.contains("The answer is $\\boxed{"), "{:?}", s.text);

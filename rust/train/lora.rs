@@ -149,7 +149,7 @@ impl LoraConfig {
 /// [`LoraTarget::ALL`] order that is enabled, A (`[r, in]` row-major) then B (`[out, r]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoraWeights {
-    pub config: LoraConfig,
+    pub(crate) config: LoraConfig,
     n_layer: usize,
     dims: [(usize, usize); 7],
     /// `slot[layer * 7 + target]` = index of A in `params` (B follows).
@@ -158,6 +158,11 @@ pub struct LoraWeights {
 }
 
 impl LoraWeights {
+    /// The rank, scaling and targets these weights were made with.
+    pub fn config(&self) -> &LoraConfig {
+        &self.config
+    }
+
     /// Zero-filled adapter for `hp`.
     pub fn zeros(config: &LoraConfig, hp: &HyperParams) -> Result<Self> {
         config.validate()?;

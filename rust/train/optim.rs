@@ -131,11 +131,11 @@ pub struct StepStats {
 /// AdamW state: moments shaped like the adapter, and the step count.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdamW {
-    pub config: AdamWConfig,
+    pub(crate) config: AdamWConfig,
     /// Steps taken so far.
-    pub step: u64,
-    pub m: LoraWeights,
-    pub v: LoraWeights,
+    pub(crate) step: u64,
+    pub(crate) m: LoraWeights,
+    pub(crate) v: LoraWeights,
 }
 
 impl AdamW {
@@ -148,6 +148,16 @@ impl AdamW {
             m: params.zeros_like(),
             v: params.zeros_like(),
         })
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AdamWConfig {
+        &self.config
     }
 
     /// Learning rate for the next step.

@@ -71,33 +71,33 @@ impl HyperParams {
 /// The frozen tensors of one transformer block. Linear weights are `[out, in]`.
 #[derive(Clone, Debug)]
 pub struct LayerWeights {
-    pub attn_norm: Vec<f32>,
-    pub wq: QTensor,
-    pub wk: QTensor,
-    pub wv: QTensor,
-    pub wo: QTensor,
-    pub bq: Option<Vec<f32>>,
-    pub bk: Option<Vec<f32>>,
-    pub bv: Option<Vec<f32>>,
-    pub ffn_norm: Vec<f32>,
-    pub w_gate: QTensor,
-    pub w_up: QTensor,
-    pub w_down: QTensor,
+    pub(crate) attn_norm: Vec<f32>,
+    pub(crate) wq: QTensor,
+    pub(crate) wk: QTensor,
+    pub(crate) wv: QTensor,
+    pub(crate) wo: QTensor,
+    pub(crate) bq: Option<Vec<f32>>,
+    pub(crate) bk: Option<Vec<f32>>,
+    pub(crate) bv: Option<Vec<f32>>,
+    pub(crate) ffn_norm: Vec<f32>,
+    pub(crate) w_gate: QTensor,
+    pub(crate) w_up: QTensor,
+    pub(crate) w_down: QTensor,
 }
 
 /// A base model loaded from GGUF: immutable, `Send + Sync`, share it with `Arc`.
 #[derive(Clone, Debug)]
 pub struct GgufModel {
-    pub arch: Arch,
-    pub hp: HyperParams,
+    pub(crate) arch: Arch,
+    pub(crate) hp: HyperParams,
     /// Token embeddings `[n_vocab, n_embd]`.
-    pub tok_embd: QTensor,
-    pub output_norm: Vec<f32>,
+    pub(crate) tok_embd: QTensor,
+    pub(crate) output_norm: Vec<f32>,
     /// Output projection `[n_vocab, n_embd]`; `None` when tied to `tok_embd`.
-    pub output: Option<QTensor>,
-    pub layers: Vec<LayerWeights>,
+    pub(crate) output: Option<QTensor>,
+    pub(crate) layers: Vec<LayerWeights>,
     /// `general.name` when present.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 struct Loader<'a> {
@@ -306,6 +306,21 @@ impl GgufModel {
     }
 
     /// The output projection (the embeddings when tied).
+    /// The architecture.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The hyper-parameters read from the file.
+    pub fn hp(&self) -> &HyperParams {
+        &self.hp
+    }
+
+    /// `general.name`, if the file has one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     pub fn output_weight(&self) -> &QTensor {
         self.output.as_ref().unwrap_or(&self.tok_embd)
     }

@@ -11,10 +11,10 @@ use crate::train::error::{Result, TrainError};
 /// For a linear layer that is `[out = rows, in = cols]` row-major, i.e. PyTorch's layout.
 #[derive(Clone, Debug)]
 pub struct QTensor {
-    pub name: String,
-    pub ty: GgmlType,
-    pub rows: usize,
-    pub cols: usize,
+    pub(crate) name: String,
+    pub(crate) ty: GgmlType,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
     data: Vec<u8>,
 }
 

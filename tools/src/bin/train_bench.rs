@@ -91,9 +91,9 @@ fn flops(hp: &HyperParams, lora: &LoraWeights, n_seq: usize, len: usize) -> (f64
         hp.n_ff as f64,
     );
     let w = d * qd + 2.0 * d * kvd + qd * d + 3.0 * d * ff; // weights per layer
-    let r = lora.config.rank as f64;
+    let r = lora.config().rank as f64;
     let lora_w: f64 = lora
-        .config
+        .config()
         .targets
         .iter()
         .map(|tg| {
@@ -136,11 +136,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let hp = model.hp.clone();
+    let hp = model.hp().clone();
     println!(
         "model: {} ({:?}, {} layers, d={}, ff={}, vocab={}, weights {})",
         path.display(),
-        model.arch,
+        model.arch(),
         hp.n_layer,
         hp.n_embd,
         hp.n_ff,
