@@ -121,3 +121,75 @@ impl Tally {
         format!("summary: {}", parts.join(" | "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fmr::generate::{FinishReason, SampleResult, VoteEntry};
+
+    fn sample(text: &str, key: Option<&str>, display: Option<&str>) -> SampleResult {
+        SampleResult {
+            text: text.into(),
+            tokens: vec![1, 2, 3],
+            logprobs: vec![0.0; 3],
+            finish_reason: FinishReason::Eos,
+            answer: key.map(str::to_string),
+            answer_display: display.map(str::to_string),
+            forced_tokens: 0,
+        }
+    }
+
+    fn group() -> GroupResult {
+        GroupResult {
+            prompt_tokens: 10,
+            samples: vec![
+                sample("so \\boxed{\\frac{1}{2}}", Some("q:1/2"), Some("\\frac{1}{2}")),
+                sample("it is \\boxed{3}", Some("q:3"), Some("3")),
+                sample("no idea", None, None),
+            ],
+            votes: vec![
+                VoteEntry {
+                    answer: "q:1/2".into(),
+                    count: 1,
+                },
+                VoteEntry {
+                    answer: "q:3".into(),
+                    count: 1,
+                },
+            ],
+            voted_answer: Some("q:1/2".into()),
+            tokens_generated: 9,
+            tokens_fixed_budget: 12,
+            stopped_by_consensus: false,
+            cancelled: false,
+            wall_seconds: 1.5,
+            prompt_seconds: 0.1,
+        }
+    }
+
+    #[test]
+    fn answers_are_judged_against_the_gold_and_summed_up_for_people() {
+        let g = group();
+        let opts = VerifyOptions::default();
+        let j = judge(&g, "0.5", &opts);
+        assert_eq!(j.samples, vec![Some(true), Some(false), Some(false)]);
+        assert_eq!(j.voted, Some(true));
+        assert_eq!(mark(j.voted), "✓");
+        assert_eq!(shown(g.answer_display("q:1/2")), "\\frac{1}{2}");
+        assert_eq!(shown(None), "no answer");
+        let ungraded = judge(&g, "", &opts);
+        assert_eq!(ungraded.voted, None);
+        assert_eq!(mark(ungraded.voted), "");
+
+        let mut t = Tally::default();
+        t.add(&g, j.voted);
+        t.add(&g, Some(false));
+        let line = t.summary_line();
+        assert_eq!(
+            line,
+            "summary: 2 problems | accuracy 50.0% (1/2) | 18 tokens, 9 per problem | 25% saved \
+             (24 without early stopping) | 3.0 s"
+        );
+        assert!(!line.contains("Some(") && !line.contains("q:"));
+    }
+}
