@@ -143,7 +143,11 @@ mod tests {
         GroupResult {
             prompt_tokens: 10,
             samples: vec![
-                sample("so \\boxed{\\frac{1}{2}}", Some("q:1/2"), Some("\\frac{1}{2}")),
+                sample(
+                    "so \\boxed{\\frac{1}{2}}",
+                    Some("q:1/2"),
+                    Some("\\frac{1}{2}"),
+                ),
                 sample("it is \\boxed{3}", Some("q:3"), Some("3")),
                 sample("no idea", None, None),
             ],
