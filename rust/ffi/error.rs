@@ -34,6 +34,13 @@ pub const FMR_ERR_UNSUPPORTED: fmr_error_code_t = 13;
 /// NaN or infinite numbers in logits, a loss, gradients or weights (a corrupt model or
 /// adapter, or a diverged update); the message names the sample and position or the step.
 pub const FMR_ERR_NON_FINITE: fmr_error_code_t = 14;
+/// A host callback reported failure: a reward callback returned false (or a binding's callback
+/// raised an exception or panicked). The step changed nothing; unlike a cancel, a run does not
+/// checkpoint on it.
+pub const FMR_ERR_CALLBACK_FAILED: fmr_error_code_t = 15;
+/// The handle is in use by another call: two calls at once on a non-const handle, or a callback
+/// calling back into the handle that runs it. Nothing was done.
+pub const FMR_ERR_BUSY: fmr_error_code_t = 16;
 
 /// An error: a code and a NUL-terminated UTF-8 message. Owned by the caller, released with
 /// `fmr_error_free`. Immutable: may be read from several threads.
@@ -117,6 +124,8 @@ mod tests {
             (FMR_ERR_ADAPTER_LOAD, ErrorCode::AdapterLoad),
             (FMR_ERR_UNSUPPORTED, ErrorCode::Unsupported),
             (FMR_ERR_NON_FINITE, ErrorCode::NonFinite),
+            (FMR_ERR_CALLBACK_FAILED, ErrorCode::CallbackFailed),
+            (FMR_ERR_BUSY, ErrorCode::Busy),
         ];
         for (c, code) in pairs {
             assert_eq!(c, code as u32);

@@ -1,26 +1,28 @@
 //! `fmr_generator`: group rollouts with length-aware early stopping.
 
-use super::boundary::{check_struct_size, guard, guard_value, non_null};
+use super::boundary::{exclusive, guard, guard_value, non_null};
 use super::cancel::fmr_cancel_flag;
 use super::error::fmr_error;
+use super::growable::{init_in, read_in, Growable};
 use super::model::fmr_model;
 use super::result::fmr_result;
 use super::strings::borrow_str;
 use crate::engine::ContextParams;
 use crate::generate::{Generator, RolloutHooks, RolloutParams, TokenEvent};
 use std::ffi::{c_char, c_void};
+use std::sync::Mutex;
 
-/// A generator: a llama.cpp context on one model. Not thread-safe: one call at a time per
-/// handle (use one generator per thread). Keeps its model alive.
+/// A generator: a llama.cpp context on one model. One call at a time per handle (use one
+/// generator per thread; a concurrent call fails with `FMR_ERR_BUSY`). Keeps its model alive.
 pub struct fmr_generator {
-    generator: Generator,
+    generator: Mutex<Generator>,
 }
 
-/// Generator (context) parameters, version 1. Initialise with `fmr_generator_default_params()`.
+/// Generator (context) parameters. Initialise with `fmr_generator_params_init(&p, sizeof p)`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct fmr_generator_params {
-    /// Size of this struct in bytes, set by `fmr_generator_default_params()`.
+    /// Size of this struct in the caller's header (`fmr_generator_params_init` sets it).
     pub struct_size: u32,
     /// KV cache size in tokens for all samples together (each of the n_seq_max streams gets
     /// n_ctx / n_seq_max unless kv_unified); 0 = the model's training length.
@@ -38,10 +40,28 @@ pub struct fmr_generator_params {
     pub kv_unified: bool,
 }
 
-/// Default generator parameters (n_ctx 4096, n_batch 2048, 16 samples, all cores, a KV
-/// stream per sample).
+// SAFETY: repr(C), struct_size first, plain data.
+unsafe impl Growable for fmr_generator_params {
+    const NAME: &'static str = "fmr_generator_params";
+    const MIN_SIZE: usize = std::mem::size_of::<fmr_generator_params>();
+    const INIT: &'static str = "initialise it with fmr_generator_params_init(&p, sizeof p)";
+}
+
+/// Fills `*params` with the defaults (n_ctx 4096, n_batch 2048, 16 samples, all cores, a KV
+/// stream per sample) and sets `struct_size` to `size`: pass `sizeof` the struct in your
+/// header. Does nothing when `params` is NULL or `size` is smaller than the first version.
+///
+/// # Safety
+/// `params` is NULL or writable for `size` bytes.
 #[no_mangle]
-pub extern "C" fn fmr_generator_default_params() -> fmr_generator_params {
+pub unsafe extern "C" fn fmr_generator_params_init(params: *mut fmr_generator_params, size: usize) {
+    // SAFETY: NULL or writable for size bytes per the contract.
+    guard_value((), || unsafe {
+        init_in(params, size, default_generator_params())
+    })
+}
+
+fn default_generator_params() -> fmr_generator_params {
     let d = ContextParams::default();
     fmr_generator_params {
         struct_size: std::mem::size_of::<fmr_generator_params>() as u32,
@@ -58,7 +78,8 @@ pub extern "C" fn fmr_generator_default_params() -> fmr_generator_params {
 #[repr(C)]
 #[derive(Debug)]
 pub struct fmr_token_event {
-    /// Size of this struct in bytes (grows in later versions).
+    /// Size of this struct in the library that sent it: read a field only when `struct_size`
+    /// covers it (`offsetof(fmr_token_event, field) + sizeof field <= struct_size`).
     pub struct_size: u32,
     /// Sample index within the group.
     pub sample: u32,
@@ -78,16 +99,18 @@ pub struct fmr_token_event {
     pub forced: bool,
 }
 
-/// Streaming callback: return false to cancel the rollout. Runs on the calling thread.
+/// Streaming callback: return false to cancel the rollout (the solve then succeeds with
+/// `cancelled` set). Runs on the thread that called `fmr_generator_solve`; it must not call
+/// back into the same generator.
 pub type fmr_token_callback =
     Option<unsafe extern "C" fn(event: *const fmr_token_event, user_data: *mut c_void) -> bool>;
 
-/// Hooks for a rollout, version 1. All fields may be zero/NULL. Initialise with
-/// `fmr_rollout_hooks_default()`.
+/// Per-call hooks of a rollout. All fields may be zero/NULL. Initialise with
+/// `fmr_rollout_hooks_init(&h, sizeof h)`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct fmr_rollout_hooks {
-    /// Size of this struct in bytes.
+    /// Size of this struct in the caller's header (`fmr_rollout_hooks_init` sets it).
     pub struct_size: u32,
     /// Called for every generated token; NULL for none.
     pub on_token: fmr_token_callback,
@@ -95,24 +118,50 @@ pub struct fmr_rollout_hooks {
     pub user_data: *mut c_void,
     /// A flag another thread may set to cancel; NULL for none. Must outlive the call.
     pub cancel: *const fmr_cancel_flag,
+    /// Milliseconds from the start of the call after which the running samples stop (finish
+    /// reason `FMR_FINISH_DEADLINE`) and the group votes on what it has; 0 = none. With a
+    /// `deadline_ms` in the parameters too, the earlier applies. (Added in 0.2; a header
+    /// without it passes a smaller `struct_size` and gets no deadline.)
+    pub deadline_ms: u64,
 }
 
-/// Empty hooks with `struct_size` set.
-#[no_mangle]
-pub extern "C" fn fmr_rollout_hooks_default() -> fmr_rollout_hooks {
+// SAFETY: repr(C), struct_size first, plain data (pointers are only copied).
+unsafe impl Growable for fmr_rollout_hooks {
+    const NAME: &'static str = "fmr_rollout_hooks";
+    /// Version 1 (fmr 0.1) ended before `deadline_ms`.
+    const MIN_SIZE: usize = std::mem::offset_of!(fmr_rollout_hooks, deadline_ms);
+    const INIT: &'static str = "initialise it with fmr_rollout_hooks_init(&h, sizeof h)";
+}
+
+fn default_hooks() -> fmr_rollout_hooks {
     fmr_rollout_hooks {
         struct_size: std::mem::size_of::<fmr_rollout_hooks>() as u32,
         on_token: None,
         user_data: std::ptr::null_mut(),
         cancel: std::ptr::null(),
+        deadline_ms: 0,
     }
 }
 
-/// Creates a generator on `model`. `params` may be NULL for defaults. On success writes a new
-/// handle to `*out` (release with `fmr_generator_free`).
+/// Fills `*hooks` with empty hooks (no callback, no cancel flag, no deadline) and sets
+/// `struct_size` to `size`: pass `sizeof` the struct in your header. Does nothing when `hooks`
+/// is NULL or `size` is smaller than the first version.
 ///
 /// # Safety
-/// `model` is a live handle; `params` is NULL or valid; `out` is writable.
+/// `hooks` is NULL or writable for `size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn fmr_rollout_hooks_init(hooks: *mut fmr_rollout_hooks, size: usize) {
+    // SAFETY: NULL or writable for size bytes per the contract.
+    guard_value((), || unsafe { init_in(hooks, size, default_hooks()) })
+}
+
+/// Creates a generator on `model`. `params` may be NULL for defaults. On success writes a new
+/// handle to `*out` (release with `fmr_generator_free`). Thread-safe: several threads may
+/// create generators on one model at once.
+///
+/// # Safety
+/// `model` is a live handle; `params` is NULL or valid for its `struct_size`; `out` is
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_generator_new(
     model: *const fmr_model,
@@ -123,14 +172,9 @@ pub unsafe extern "C" fn fmr_generator_new(
         non_null(model, "model")?;
         non_null(out, "out")?;
         let mut cp = ContextParams::default();
-        // SAFETY: NULL or valid per the contract.
-        if let Some(p) = unsafe { params.as_ref() } {
-            check_struct_size(
-                p.struct_size,
-                std::mem::size_of::<fmr_generator_params>(),
-                "fmr_generator_params",
-                "fmr_generator_default_params",
-            )?;
+        if !params.is_null() {
+            // SAFETY: valid for its struct_size per the contract.
+            let p = unsafe { read_in(params, default_generator_params()) }?;
             cp = ContextParams {
                 n_ctx: p.n_ctx,
                 n_batch: p.n_batch,
@@ -145,7 +189,11 @@ pub unsafe extern "C" fn fmr_generator_new(
         let model = unsafe { &*model }.model.clone();
         let generator = Generator::new(model, &cp)?;
         // SAFETY: writable per the contract.
-        unsafe { *out = Box::into_raw(Box::new(fmr_generator { generator })) };
+        unsafe {
+            *out = Box::into_raw(Box::new(fmr_generator {
+                generator: Mutex::new(generator),
+            }))
+        };
         Ok(())
     })
 }
@@ -171,12 +219,13 @@ pub unsafe extern "C" fn fmr_generator_free(generator: *mut fmr_generator) {
 /// `n_samples`, `sampling` {`temperature`, `top_k`, `top_p`, `min_p`, `seed`}, `max_tokens`,
 /// `stop_strings`, `stop_at_boxed`, `thinking_budget`, `budget_forcing` {`text`,
 /// `extra_tokens`}, `group_token_budget`, `consensus` {`rule`: `off`|`k_of_n`|`lossless`, `k`},
-/// `deadline_ms`. `hooks` may be NULL. On success writes a new result to `*out` (release with
-/// `fmr_result_free`); a cancelled run still succeeds with `cancelled` set in its stats.
+/// `deadline_ms`, `answer` (extraction options). `hooks` may be NULL. On success writes a new
+/// result to `*out` (release with `fmr_result_free`); a cancelled run still succeeds with
+/// `cancelled` set in its stats. One call at a time per generator (`FMR_ERR_BUSY` otherwise).
 ///
 /// # Safety
-/// `generator` is a live handle used by no other thread; string arguments are valid for their
-/// lengths; `hooks` is NULL or valid; `out` is writable.
+/// `generator` is a live handle; string arguments are valid for their lengths; `hooks` is NULL
+/// or valid for its `struct_size`; `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_generator_solve(
     generator: *mut fmr_generator,
@@ -194,19 +243,19 @@ pub unsafe extern "C" fn fmr_generator_solve(
         let problem = unsafe { borrow_str(problem, problem_len, "problem") }?;
         // SAFETY: as above.
         let json = unsafe { borrow_str(params_json, params_json_len, "params_json") }?;
-        let params = RolloutParams::from_json(json)?;
-        // SAFETY: NULL or valid per the contract.
-        let hooks_in = unsafe { hooks.as_ref() }.copied();
-        if let Some(h) = &hooks_in {
-            check_struct_size(
-                h.struct_size,
-                std::mem::size_of::<fmr_rollout_hooks>(),
-                "fmr_rollout_hooks",
-                "fmr_rollout_hooks_default",
-            )?;
+        let mut params = RolloutParams::from_json(json)?;
+        let hooks_in = if hooks.is_null() {
+            None
+        } else {
+            // SAFETY: valid for its struct_size per the contract.
+            Some(unsafe { read_in(hooks, default_hooks()) }?)
+        };
+        if let Some(ms) = hooks_in.map(|h| h.deadline_ms).filter(|&ms| ms > 0) {
+            params.deadline_ms = Some(params.deadline_ms.map_or(ms, |p| p.min(ms)));
         }
-        // SAFETY: live and exclusively used per the contract.
-        let g = unsafe { &mut *generator };
+        // SAFETY: a live handle per the contract; its state is behind a mutex.
+        let g = unsafe { &*generator };
+        let mut generator = exclusive(&g.generator, "generator")?;
         let mut forward = |ev: &TokenEvent<'_>| -> bool {
             let Some(h) = &hooks_in else { return true };
             let Some(cb) = h.on_token else { return true };
@@ -232,7 +281,7 @@ pub unsafe extern "C" fn fmr_generator_solve(
             on_token: if has_cb { Some(&mut forward) } else { None },
             cancel,
         };
-        let result = g.generator.solve(problem, &params, hooks)?;
+        let result = generator.solve(problem, &params, hooks)?;
         // SAFETY: writable per the contract.
         unsafe { *out = fmr_result::into_raw(result) };
         Ok(())

@@ -4,13 +4,16 @@
 //! - fallible calls return `fmr_error*`, NULL on success; outputs are written only on success;
 //! - every exported body runs inside `boundary::guard`, so a panic becomes `FMR_ERR_PANIC`;
 //! - strings are UTF-8 with explicit lengths; library-owned buffers have named free functions;
-//! - `const` handles may be used from several threads at once, non-`const` ones may not.
+//! - every struct starts with `struct_size` and only grows at its end (`growable.rs`);
+//! - `const` handles may be used from several threads at once; non-`const` ones take one call
+//!   at a time, and a concurrent call gets `FMR_ERR_BUSY` (`boundary::exclusive`).
 #![allow(non_camel_case_types)]
 
 pub mod boundary;
 pub mod cancel;
 pub mod error;
 pub mod generator;
+mod growable;
 pub mod model;
 pub mod result;
 pub mod strings;

@@ -1,7 +1,8 @@
 //! `fmr_model`: a loaded GGUF model.
 
-use super::boundary::{check_struct_size, guard, guard_value, non_null};
+use super::boundary::{guard, guard_value, non_null};
 use super::error::fmr_error;
+use super::growable::{init_in, read_in, Growable};
 use super::strings::borrow_str;
 use crate::engine::{Model, ModelParams};
 use crate::error::Error;
@@ -15,11 +16,11 @@ pub struct fmr_model {
     pub(crate) model: Arc<Model>,
 }
 
-/// Model loading parameters (version 1). Initialise with `fmr_model_default_params()`.
+/// Model loading parameters. Initialise with `fmr_model_params_init(&p, sizeof p)`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct fmr_model_params {
-    /// Size of this struct in bytes, set by `fmr_model_default_params()`.
+    /// Size of this struct in the caller's header (`fmr_model_params_init` sets it).
     pub struct_size: u32,
     /// Layers to offload to a GPU: 0 = none (CPU), -1 = all.
     pub n_gpu_layers: i32,
@@ -27,9 +28,14 @@ pub struct fmr_model_params {
     pub use_mmap: bool,
 }
 
-/// Default model parameters (CPU only, mmap on).
-#[no_mangle]
-pub extern "C" fn fmr_model_default_params() -> fmr_model_params {
+// SAFETY: repr(C), struct_size first, plain data.
+unsafe impl Growable for fmr_model_params {
+    const NAME: &'static str = "fmr_model_params";
+    const MIN_SIZE: usize = std::mem::size_of::<fmr_model_params>();
+    const INIT: &'static str = "initialise it with fmr_model_params_init(&p, sizeof p)";
+}
+
+fn default_model_params() -> fmr_model_params {
     let d = ModelParams::default();
     fmr_model_params {
         struct_size: std::mem::size_of::<fmr_model_params>() as u32,
@@ -38,11 +44,27 @@ pub extern "C" fn fmr_model_default_params() -> fmr_model_params {
     }
 }
 
-/// Loads a GGUF model from `path` (UTF-8, `path_len` bytes, no NUL needed). `params` may be NULL
-/// for defaults. On success writes a new handle to `*out` (release with `fmr_model_free`).
+/// Fills `*params` with the defaults (CPU only, mmap on) and sets `struct_size` to `size`:
+/// pass `sizeof` the struct in your header. Does nothing when `params` is NULL or `size` is
+/// smaller than the first version of the struct.
 ///
 /// # Safety
-/// `path` is valid for `path_len` bytes; `params` is NULL or valid; `out` is writable.
+/// `params` is NULL or writable for `size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn fmr_model_params_init(params: *mut fmr_model_params, size: usize) {
+    // SAFETY: NULL or writable for size bytes per the contract.
+    guard_value((), || unsafe {
+        init_in(params, size, default_model_params())
+    })
+}
+
+/// Loads a GGUF model from `path` (UTF-8, `path_len` bytes, no NUL needed). `params` may be NULL
+/// for defaults. On success writes a new handle to `*out` (release with `fmr_model_free`).
+/// Thread-safe.
+///
+/// # Safety
+/// `path` is valid for `path_len` bytes; `params` is NULL or valid for its `struct_size`;
+/// `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_model_load(
     path: *const c_char,
@@ -59,14 +81,9 @@ pub unsafe extern "C" fn fmr_model_load(
             return Err(Error::invalid("path must not be empty"));
         }
         let mut mp = ModelParams::default();
-        // SAFETY: NULL or valid per the contract.
-        if let Some(p) = unsafe { params.as_ref() } {
-            check_struct_size(
-                p.struct_size,
-                std::mem::size_of::<fmr_model_params>(),
-                "fmr_model_params",
-                "fmr_model_default_params",
-            )?;
+        if !params.is_null() {
+            // SAFETY: valid for its struct_size per the contract.
+            let p = unsafe { read_in(params, default_model_params()) }?;
             mp.n_gpu_layers = p.n_gpu_layers;
             mp.use_mmap = p.use_mmap;
         }
@@ -80,7 +97,7 @@ pub unsafe extern "C" fn fmr_model_load(
     })
 }
 
-/// Releases a model handle. NULL is a no-op.
+/// Releases a model handle. NULL is a no-op. Generators made from it keep the model alive.
 ///
 /// # Safety
 /// `model` is NULL or a live handle not yet freed.
@@ -98,7 +115,7 @@ pub unsafe extern "C" fn fmr_model_free(model: *mut fmr_model) {
 /// of tokens to `*n_tokens`. When the buffer is too small nothing is written to `tokens`,
 /// `*n_tokens` receives the size needed and the call still succeeds: call again with a larger
 /// buffer (`tokens` may be NULL when `capacity` is 0). Special-token text is parsed; BOS is added
-/// when `add_special` and the model asks for it.
+/// when `add_special` and the model asks for it. Thread-safe (const handle).
 ///
 /// # Safety
 /// `model` is a live handle; `text` is valid for `text_len` bytes; `tokens` is writable for

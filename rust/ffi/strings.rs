@@ -24,25 +24,33 @@ pub(crate) unsafe fn borrow_str<'a>(ptr: *const c_char, len: usize, name: &str) 
     })
 }
 
-/// Hands a Rust string to C as a NUL-terminated buffer to be released with `fmr_string_free`.
-pub(crate) fn into_c_string(s: String) -> (*mut c_char, usize) {
-    let mut bytes = s.into_bytes();
-    let len = bytes.len();
-    bytes.push(0);
-    let boxed = bytes.into_boxed_slice();
-    (Box::into_raw(boxed).cast::<c_char>(), len)
+/// Hands a Rust string to C as a NUL-terminated buffer from `malloc`, released with
+/// `fmr_string_free` (which needs no length). Returns the pointer and the length without the NUL.
+pub(crate) fn into_c_string(s: String) -> Result<(*mut c_char, usize)> {
+    let len = s.len();
+    // SAFETY: plain allocation of len + 1 bytes; checked for NULL below.
+    let p = unsafe { libc::malloc(len + 1) }.cast::<u8>();
+    if p.is_null() {
+        return Err(Error::new(
+            ErrorCode::Internal,
+            format!("out of memory for a {len}-byte string"),
+        ));
+    }
+    // SAFETY: p holds len + 1 writable bytes; s holds len readable bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), p, len);
+        *p.add(len) = 0;
+    }
+    Ok((p.cast(), len))
 }
 
-/// Releases a string returned by fmr (e.g. by `fmr_result_to_json`). `len` is the length the
-/// library reported (without the NUL). NULL is a no-op.
+/// Releases a string the library returned (`fmr_result_to_json`, `fmr_trainer_step`'s metrics,
+/// `fmr_verify`'s detail). NULL is a no-op. Thread-safe.
 ///
 /// # Safety
-/// `s` is NULL or a string returned by fmr with this `len`, not yet freed.
+/// `s` is NULL or a string returned by fmr, not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn fmr_string_free(s: *mut c_char, len: usize) {
-    if s.is_null() {
-        return;
-    }
-    // SAFETY: s was produced by into_c_string as a boxed slice of len + 1 bytes.
-    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(s.cast::<u8>(), len + 1)) });
+pub unsafe extern "C" fn fmr_string_free(s: *mut c_char) {
+    // SAFETY: s is NULL or came from malloc in into_c_string; freed once.
+    unsafe { libc::free(s.cast()) }
 }

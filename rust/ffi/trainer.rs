@@ -2,8 +2,10 @@
 //! runs, a host reward callback, adapters in and out.
 
 use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use super::boundary::{guard, guard_value, non_null};
+use super::boundary::{exclusive, guard, guard_value, non_null};
 use super::cancel::fmr_cancel_flag;
 use super::error::fmr_error;
 use super::strings::{borrow_str, into_c_string};
@@ -40,18 +42,28 @@ pub const FMR_RUN_STOPPED: fmr_run_end = 3;
 /// the duration of the call only.
 #[repr(C)]
 pub struct fmr_reward_input {
+    /// Size of this struct in the library that sent it: read a field only when `struct_size`
+    /// covers it.
     pub struct_size: u32,
+    /// The problem text.
     pub problem: *const c_char,
+    /// Length of `problem` in bytes.
     pub problem_len: usize,
+    /// The gold answer of the problem.
     pub answer: *const c_char,
+    /// Length of `answer` in bytes.
     pub answer_len: usize,
+    /// The completion to score.
     pub completion: *const c_char,
+    /// Length of `completion` in bytes.
     pub completion_len: usize,
+    /// Length of the completion in tokens.
     pub completion_tokens: usize,
 }
 
-/// Host reward: write the reward to `*reward` and return true; return false to fail the step
-/// (it then changes nothing and returns an error). Called on the thread running the step.
+/// Host reward: write a finite reward to `*reward` and return true; return false to fail the
+/// step, which then changes nothing and returns `FMR_ERR_CALLBACK_FAILED`. Called on the thread
+/// running the step; it must not call back into the same trainer.
 pub type fmr_reward_callback = Option<
     unsafe extern "C" fn(
         input: *const fmr_reward_input,
@@ -61,14 +73,19 @@ pub type fmr_reward_callback = Option<
 >;
 
 /// Progress of `fmr_trainer_run`: the finished step's metrics as JSON (valid during the call).
-/// Return false to stop after this step (checkpoint and adapters are still written).
+/// Return false to stop after this step (checkpoint and adapters are still written). Called on
+/// the thread running the run; it may call `fmr_trainer_step_count`, and gets `FMR_ERR_BUSY`
+/// from the trainer's other functions.
 pub type fmr_progress_callback = Option<
     unsafe extern "C" fn(metrics_json: *const c_char, len: usize, user_data: *mut c_void) -> bool,
 >;
 
-/// A trainer. Not thread-safe: one call at a time.
+/// A trainer. One call at a time (a concurrent call fails with `FMR_ERR_BUSY`), except
+/// `fmr_trainer_step_count`, which any thread may call at any time, during a run too.
 pub struct fmr_trainer {
-    trainer: Trainer,
+    trainer: Mutex<Trainer>,
+    /// Optimizer steps taken, published after each step for `fmr_trainer_step_count`.
+    steps: AtomicU64,
 }
 
 struct SendPtr(*mut c_void);
@@ -106,8 +123,14 @@ pub unsafe extern "C" fn fmr_trainer_new(
         };
         let cfg = RunConfig::from_json(json)?;
         let trainer = Trainer::new(cfg, stage)?;
+        let steps = AtomicU64::new(trainer.step_count());
         // SAFETY: writable per the contract.
-        unsafe { *out = Box::into_raw(Box::new(fmr_trainer { trainer })) };
+        unsafe {
+            *out = Box::into_raw(Box::new(fmr_trainer {
+                trainer: Mutex::new(trainer),
+                steps,
+            }))
+        };
         Ok(())
     })
 }
@@ -115,7 +138,8 @@ pub unsafe extern "C" fn fmr_trainer_new(
 /// Releases a trainer. NULL is a no-op.
 ///
 /// # Safety
-/// `trainer` is NULL or a live handle not in use by another thread.
+/// `trainer` is NULL or a live handle that no call is using (not from inside its own
+/// callbacks).
 #[no_mangle]
 pub unsafe extern "C" fn fmr_trainer_free(trainer: *mut fmr_trainer) {
     guard_value((), || {
@@ -127,10 +151,12 @@ pub unsafe extern "C" fn fmr_trainer_free(trainer: *mut fmr_trainer) {
 }
 
 /// Sets the host reward added to the built-in rewards with weight `weight` (GRPO). A NULL
-/// `callback` removes it. `user_data` is passed back untouched.
+/// `callback` removes it. `user_data` is passed back untouched. On error the trainer keeps the
+/// callback it had. One call at a time.
 ///
 /// # Safety
-/// `trainer` is live; `callback` and `user_data` stay valid while the trainer may call them.
+/// `trainer` is live; `callback` and `user_data` stay valid until they are replaced or the
+/// trainer is freed.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_trainer_set_reward_callback(
     trainer: *mut fmr_trainer,
@@ -143,8 +169,8 @@ pub unsafe extern "C" fn fmr_trainer_set_reward_callback(
         if !weight.is_finite() {
             return Err(Error::invalid("reward weight must be finite"));
         }
-        // SAFETY: live per the contract.
-        let t = &mut unsafe { &mut *trainer }.trainer;
+        // SAFETY: live per the contract; its state is behind a mutex.
+        let mut t = exclusive(&unsafe { &*trainer }.trainer, "trainer")?;
         let Some(cb) = callback else {
             t.set_custom_reward(None, None);
             return Ok(());
@@ -172,8 +198,8 @@ pub unsafe extern "C" fn fmr_trainer_set_reward_callback(
                 let ok = unsafe { cb(&input, ud.0, &mut value) };
                 if !ok {
                     return Err(Error::new(
-                        ErrorCode::Cancelled,
-                        "the reward callback reported failure",
+                        ErrorCode::CallbackFailed,
+                        "the host reward callback returned false",
                     ));
                 }
                 Ok(value)
@@ -183,25 +209,30 @@ pub unsafe extern "C" fn fmr_trainer_set_reward_callback(
     })
 }
 
-fn write_json_out(s: String, json: *mut *mut c_char, len: *mut usize) {
-    let (p, n) = into_c_string(s);
-    // SAFETY: callers checked both pointers are non-NULL and writable.
+fn write_json_out(s: String, json: *mut *mut c_char, len: *mut usize) -> Result<()> {
+    let (p, n) = into_c_string(s)?;
+    // SAFETY: callers checked `json` is non-NULL and writable, `len` NULL or writable.
     unsafe {
         *json = p;
-        *len = n;
+        if !len.is_null() {
+            *len = n;
+        }
     }
+    Ok(())
 }
 
 /// Runs one optimizer step. `batch_json` (may be empty) is a JSON array of rows
 /// `{"problem": …, "answer": …}` (GRPO) or `{"problem": …, "solution": …}` (SFT); empty means
-/// the next rows of the run's data. `cancel` may be NULL. When `metrics_json`/`metrics_len` are
-/// not NULL they receive the step's metrics as JSON (release with `fmr_string_free`); for GRPO
-/// the object also holds `"rollouts"` (each completion with its rewards and advantage).
-/// A cancelled step changes nothing and returns `FMR_ERR_CANCELLED`.
+/// the next rows of the run's data. `cancel` may be NULL. When `metrics_json` is not NULL it
+/// receives the step's metrics as JSON (release with `fmr_string_free`) and `*metrics_len`,
+/// when not NULL, its length; for GRPO the object also holds `"rollouts"` (each completion with
+/// its rewards and advantage). A step that fails changes nothing: a cancelled one returns
+/// `FMR_ERR_CANCELLED`, one whose reward callback failed `FMR_ERR_CALLBACK_FAILED`. One call at
+/// a time.
 ///
 /// # Safety
-/// `trainer` is live and used by no other thread; `batch_json` is valid for its length;
-/// `cancel` is NULL or live; the out-pointers are NULL or writable.
+/// `trainer` is live; `batch_json` is valid for its length; `cancel` is NULL or live; the
+/// out-pointers are NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_trainer_step(
     trainer: *mut fmr_trainer,
@@ -227,8 +258,9 @@ pub unsafe extern "C" fn fmr_trainer_step(
         };
         // SAFETY: NULL or live per the contract.
         let cancel = unsafe { cancel.as_ref() }.map(|c| c.flag.clone());
-        // SAFETY: live per the contract.
-        let t = &mut unsafe { &mut *trainer }.trainer;
+        // SAFETY: live per the contract; its state is behind a mutex.
+        let handle = unsafe { &*trainer };
+        let mut t = exclusive(&handle.trainer, "trainer")?;
         let value = match t.stage() {
             Stage::Sft => {
                 if cancel
@@ -246,8 +278,9 @@ pub unsafe extern "C" fn fmr_trainer_step(
                 v
             }
         };
-        if !metrics_json.is_null() && !metrics_len.is_null() {
-            write_json_out(value.to_string(), metrics_json, metrics_len);
+        handle.steps.store(t.step_count(), Ordering::SeqCst);
+        if !metrics_json.is_null() {
+            write_json_out(value.to_string(), metrics_json, metrics_len)?;
         }
         Ok(())
     })
@@ -257,11 +290,14 @@ pub unsafe extern "C" fn fmr_trainer_step(
 /// returns false, or `cancel` is set (returns `FMR_ERR_CANCELLED` after checkpointing the last
 /// finished step). Checkpoints every `checkpoint_every` steps; at the end writes the
 /// checkpoint, `adapter/` (PEFT), `adapter.gguf` and `chart.png` in `out_dir`. `progress`,
-/// `cancel` and `end` may be NULL; `*end` receives an `FMR_RUN_*` value.
+/// `cancel` and `end` may be NULL; `*end` receives an `FMR_RUN_*` value. Any other failure,
+/// a failing reward callback (`FMR_ERR_CALLBACK_FAILED`) included, returns its error without
+/// a checkpoint: the failed step changed nothing, and the steps since the last periodic
+/// checkpoint are kept in the trainer (save them with `fmr_trainer_save_adapter`). One call at
+/// a time; other threads may poll `fmr_trainer_step_count` meanwhile.
 ///
 /// # Safety
-/// `trainer` is live and used by no other thread; `cancel` is NULL or live; `end` is NULL or
-/// writable.
+/// `trainer` is live; `cancel` is NULL or live; `end` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_trainer_run(
     trainer: *mut fmr_trainer,
@@ -274,16 +310,21 @@ pub unsafe extern "C" fn fmr_trainer_run(
         non_null(trainer, "trainer")?;
         // SAFETY: NULL or live per the contract.
         let cancel = unsafe { cancel.as_ref() }.map(|c| c.flag.clone());
-        // SAFETY: live per the contract.
-        let t = &mut unsafe { &mut *trainer }.trainer;
+        // SAFETY: live per the contract; its state is behind a mutex.
+        let handle = unsafe { &*trainer };
+        let mut t = exclusive(&handle.trainer, "trainer")?;
+        let steps = &handle.steps;
         let mut on_step = |m: &StepMetrics| -> bool {
+            steps.store(m.step, Ordering::SeqCst);
             let Some(cb) = progress else { return true };
             let s = serde_json::to_string(m).unwrap_or_default();
             let c = std::ffi::CString::new(s).unwrap_or_default();
             // SAFETY: the host's callback with its own user_data; the string lives for the call.
             unsafe { cb(c.as_ptr(), c.as_bytes().len(), user_data) }
         };
-        let r = t.run(&mut on_step, cancel)?;
+        let r = t.run(&mut on_step, cancel);
+        handle.steps.store(t.step_count(), Ordering::SeqCst);
+        let r = r?;
         if !end.is_null() {
             let v = match r {
                 RunEnd::Finished => FMR_RUN_FINISHED,
@@ -297,7 +338,9 @@ pub unsafe extern "C" fn fmr_trainer_run(
     })
 }
 
-/// Optimizer steps taken (resumed steps included); 0 for NULL.
+/// Optimizer steps taken (resumed steps included); 0 for NULL. Thread-safe at any time: a UI
+/// thread may poll it while another thread runs `fmr_trainer_run` or `fmr_trainer_step`, and a
+/// progress callback may call it. During a step it reports the steps finished before it.
 ///
 /// # Safety
 /// `trainer` is NULL or live.
@@ -305,18 +348,20 @@ pub unsafe extern "C" fn fmr_trainer_run(
 pub unsafe extern "C" fn fmr_trainer_step_count(trainer: *const fmr_trainer) -> u64 {
     guard_value(0, || {
         // SAFETY: NULL or live per the contract.
-        unsafe { trainer.as_ref() }.map_or(0, |t| t.trainer.step_count())
+        unsafe { trainer.as_ref() }.map_or(0, |t| t.steps.load(Ordering::SeqCst))
     })
 }
 
 /// Writes the adapter being trained to `path` (UTF-8) in `format` (`FMR_ADAPTER_*`): a folder
-/// for PEFT, a file otherwise. Files are written atomically.
+/// for PEFT, a file otherwise. Files are written atomically. One call at a time: during
+/// `fmr_trainer_run` (from another thread or its progress callback) it fails with
+/// `FMR_ERR_BUSY`; a run writes its adapters itself (`checkpoint_every`, and at the end).
 ///
 /// # Safety
 /// `trainer` is live; `path` is valid for `path_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_trainer_save_adapter(
-    trainer: *const fmr_trainer,
+    trainer: *mut fmr_trainer,
     path: *const c_char,
     path_len: usize,
     format: fmr_adapter_format,
@@ -328,8 +373,8 @@ pub unsafe extern "C" fn fmr_trainer_save_adapter(
         if path.is_empty() {
             return Err(Error::invalid("path must not be empty"));
         }
-        // SAFETY: live per the contract.
-        let t = &unsafe { &*trainer }.trainer;
+        // SAFETY: live per the contract; its state is behind a mutex.
+        let t = exclusive(&unsafe { &*trainer }.trainer, "trainer")?;
         let p = std::path::Path::new(path);
         match format {
             FMR_ADAPTER_PEFT => t.save_peft(p),
@@ -345,10 +390,10 @@ pub unsafe extern "C" fn fmr_trainer_save_adapter(
 
 /// Replaces the adapter being trained with one from a PEFT folder or an fmr checkpoint file
 /// (same rank and targets as the run). The optimizer state is kept; the engine switches to it
-/// before the next rollout.
+/// before the next rollout. One call at a time.
 ///
 /// # Safety
-/// `trainer` is live and used by no other thread; `path` is valid for `path_len` bytes.
+/// `trainer` is live; `path` is valid for `path_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_trainer_load_adapter(
     trainer: *mut fmr_trainer,
@@ -359,8 +404,8 @@ pub unsafe extern "C" fn fmr_trainer_load_adapter(
         non_null(trainer, "trainer")?;
         // SAFETY: valid for its length per the contract.
         let path = unsafe { borrow_str(path, path_len, "path") }?;
-        // SAFETY: live per the contract.
-        let t = &mut unsafe { &mut *trainer }.trainer;
+        // SAFETY: live per the contract; its state is behind a mutex.
+        let mut t = exclusive(&unsafe { &*trainer }.trainer, "trainer")?;
         t.load_adapter(std::path::Path::new(path))
     })
 }

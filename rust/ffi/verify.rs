@@ -2,6 +2,7 @@
 
 use super::boundary::{guard, non_null};
 use super::error::fmr_error;
+use super::growable::{array_stride, out_size, read_at, write_at, write_out, Growable};
 use super::strings::{borrow_str, into_c_string};
 use crate::answer::{verify, verify_completion, VerifyOptions};
 use crate::error::{Error, ErrorCode};
@@ -35,26 +36,36 @@ pub const FMR_VERDICT_GOLD_UNPARSEABLE: fmr_verdict_reason = 102;
 /// An input exceeds the length cap.
 pub const FMR_VERDICT_INPUT_TOO_LONG: fmr_verdict_reason = 103;
 
-/// The verifier's decision.
+/// The verifier's decision (caller-allocated output: set `struct_size`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct fmr_verdict {
+    /// Size of this struct in the caller's header: set it before the call.
+    pub struct_size: u32,
     /// True when the prediction equals the gold answer.
     pub equivalent: bool,
     /// `FMR_VERDICT_*`.
     pub reason: fmr_verdict_reason,
 }
 
+// SAFETY: repr(C), struct_size first, plain data.
+unsafe impl Growable for fmr_verdict {
+    const NAME: &'static str = "fmr_verdict";
+    const MIN_SIZE: usize = std::mem::size_of::<fmr_verdict>();
+    const INIT: &'static str = "set it to sizeof(fmr_verdict)";
+}
+
 /// Compares a predicted answer with a gold answer. With `is_completion` the prediction is a
 /// whole model output and its answer is extracted first (last `\boxed{}` after `</think>`,
 /// answer phrases, …). `options_json` (may be empty) holds verifier options: `rel_tol`, `aimo`,
 /// `last_number_fallback`, `answer_phrases`, `prefer_after_think`, `percent_lenient`.
-/// If `detail` is not NULL it receives an explanation to release with
-/// `fmr_string_free(*detail, *detail_len)`. Pure and thread-safe; bounded time for any input.
+/// The verdict goes to the caller's `*out` (set `out->struct_size` first). If `detail` is not
+/// NULL it receives an explanation to release with `fmr_string_free(*detail)`, and
+/// `*detail_len`, when not NULL, its length. Pure and thread-safe; bounded time for any input.
 ///
 /// # Safety
-/// Strings are valid for their lengths; `out` is writable; `detail`/`detail_len` are both NULL
-/// or both writable.
+/// Strings are valid for their lengths; `out` is writable for its `struct_size`; `detail` and
+/// `detail_len` are NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_verify(
     gold: *const c_char,
@@ -70,11 +81,8 @@ pub unsafe extern "C" fn fmr_verify(
 ) -> *mut fmr_error {
     guard(|| {
         non_null(out, "out")?;
-        if detail.is_null() != detail_len.is_null() {
-            return Err(Error::invalid(
-                "detail and detail_len must both be NULL or both set",
-            ));
-        }
+        // SAFETY: the caller's struct per the contract.
+        let out_bytes = unsafe { out_size(out) }?;
         // SAFETY: valid for their lengths per the contract.
         let (gold, predicted, json) = unsafe {
             (
@@ -99,26 +107,39 @@ pub unsafe extern "C" fn fmr_verify(
         } else {
             verify(gold, predicted, &opts)
         };
+        let text = if detail.is_null() {
+            None
+        } else {
+            Some(into_c_string(v.detail)?)
+        };
         // SAFETY: writable per the contract.
         unsafe {
-            *out = fmr_verdict {
-                equivalent: v.equivalent,
-                reason: v.reason.code(),
-            };
-            if !detail.is_null() {
-                let (p, n) = into_c_string(v.detail);
+            write_out(
+                out,
+                out_bytes,
+                fmr_verdict {
+                    struct_size: 0,
+                    equivalent: v.equivalent,
+                    reason: v.reason.code(),
+                },
+            );
+            if let Some((p, n)) = text {
                 *detail = p;
-                *detail_len = n;
+                if !detail_len.is_null() {
+                    *detail_len = n;
+                }
             }
         }
         Ok(())
     })
 }
 
-/// One completion to score.
+/// One completion to score (input; in an array, set `struct_size` in every element).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct fmr_completion {
+    /// Size of this struct in the caller's header.
+    pub struct_size: u32,
     /// The generated text (UTF-8, `text_len` bytes).
     pub text: *const c_char,
     /// Length of `text` in bytes.
@@ -127,10 +148,13 @@ pub struct fmr_completion {
     pub n_tokens: usize,
 }
 
-/// Reward components of one completion.
+/// Reward components of one completion (caller-allocated output: in an array, set
+/// `struct_size` in every element).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct fmr_reward_scores {
+    /// Size of this struct in the caller's header: set it before the call.
+    pub struct_size: u32,
     /// Weighted sum of the components.
     pub total: f64,
     /// Format reward: 1 when a `\boxed{}` appears before `</think>`.
@@ -149,15 +173,31 @@ pub struct fmr_reward_scores {
     pub reason: fmr_verdict_reason,
 }
 
+// SAFETY: repr(C), struct_size first, plain data.
+unsafe impl Growable for fmr_completion {
+    const NAME: &'static str = "fmr_completion";
+    const MIN_SIZE: usize = std::mem::size_of::<fmr_completion>();
+    const INIT: &'static str = "set it to sizeof(fmr_completion) in every element";
+}
+
+// SAFETY: repr(C), struct_size first, plain data.
+unsafe impl Growable for fmr_reward_scores {
+    const NAME: &'static str = "fmr_reward_scores";
+    const MIN_SIZE: usize = std::mem::size_of::<fmr_reward_scores>();
+    const INIT: &'static str = "set it to sizeof(fmr_reward_scores) in every element";
+}
+
 /// Scores `n` completions of one problem with the paper's rewards. `config_json` (may be empty
 /// for the paper's values) holds `weights` {`format`, `cosine`, `length`, `accuracy`}, `cosine`
 /// constants, `length_unit` (`chars`|`tokens`), `length_scope` (`group`|`batch`),
 /// `gold_unparseable_counts_correct` (default false), `format_requires_think` (default true),
 /// `length_only_correct` (default false) and `verify` options; unknown keys are errors. Writes
-/// `n` entries to the caller's array `scores`. Pure and thread-safe.
+/// `n` entries to the caller's array `scores`. Both arrays step by their elements'
+/// `struct_size` (set in every element). Pure and thread-safe.
 ///
 /// # Safety
-/// `completions` holds `n` valid entries; `scores` is writable for `n` entries.
+/// `completions` holds `n` valid entries; `scores` is writable for `n` entries of its
+/// elements' `struct_size`.
 #[no_mangle]
 pub unsafe extern "C" fn fmr_score_group(
     gold: *const c_char,
@@ -169,9 +209,15 @@ pub unsafe extern "C" fn fmr_score_group(
     scores: *mut fmr_reward_scores,
 ) -> *mut fmr_error {
     guard(|| {
+        let (mut in_stride, mut out_stride) = (0, 0);
         if n > 0 {
             non_null(completions, "completions")?;
             non_null(scores, "scores")?;
+            // SAFETY: both arrays hold n elements with struct_size set, per the contract.
+            unsafe {
+                in_stride = array_stride(completions, n, "completions")?;
+                out_stride = array_stride(scores.cast_const(), n, "scores")?;
+            }
         }
         // SAFETY: valid for their lengths per the contract.
         let (gold, json) = unsafe {
@@ -191,9 +237,15 @@ pub unsafe extern "C" fn fmr_score_group(
             })?
         };
         let mut items = Vec::with_capacity(n);
+        let no_text = fmr_completion {
+            struct_size: 0,
+            text: std::ptr::null(),
+            text_len: 0,
+            n_tokens: 0,
+        };
         for i in 0..n {
-            // SAFETY: completions holds n entries per the contract.
-            let c = unsafe { &*completions.add(i) };
+            // SAFETY: completions holds n entries of in_stride bytes per the contract.
+            let c = unsafe { read_at(completions, in_stride, i, no_text) }?;
             // SAFETY: each text is valid for text_len bytes per the contract.
             let text =
                 unsafe { borrow_str(c.text, c.text_len, &format!("completions[{i}].text")) }?;
@@ -204,18 +256,24 @@ pub unsafe extern "C" fn fmr_score_group(
         }
         let g = score_group(gold, &items, &cfg);
         for (i, s) in g.completions.iter().enumerate() {
-            // SAFETY: scores is writable for n entries per the contract.
+            // SAFETY: scores is writable for n entries of out_stride bytes per the contract.
             unsafe {
-                *scores.add(i) = fmr_reward_scores {
-                    total: s.total,
-                    format: s.format,
-                    cosine: s.cosine,
-                    length: s.length,
-                    accuracy: s.accuracy,
-                    correct: s.correct,
-                    gold_unparseable_used: s.gold_unparseable_used,
-                    reason: s.reason.code(),
-                }
+                write_at(
+                    scores,
+                    out_stride,
+                    i,
+                    fmr_reward_scores {
+                        struct_size: 0,
+                        total: s.total,
+                        format: s.format,
+                        cosine: s.cosine,
+                        length: s.length,
+                        accuracy: s.accuracy,
+                        correct: s.correct,
+                        gold_unparseable_used: s.gold_unparseable_used,
+                        reason: s.reason.code(),
+                    },
+                )
             };
         }
         Ok(())

@@ -13,6 +13,7 @@ use super::rollout::{RolloutHooks, TokenEvent};
 use super::sampling::Sampler;
 use super::stop::{boxed_closed, contains_new_stop};
 use super::vote::{consensus_reached, VoteTally};
+use crate::answer::extract_answer;
 use crate::engine::{Batch, Context, Model, Token};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -404,6 +405,9 @@ impl<'p, 'h> GroupRun<'p, 'h> {
             };
             let text = String::from_utf8_lossy(&st.bytes).into_owned();
             let answer = (self.answer_key)(&text);
+            let answer_display = answer.as_ref().map(|key| {
+                extract_answer(&text, &self.params.answer).unwrap_or_else(|| key.clone())
+            });
             if let Some(a) = &answer {
                 if st.cut_by_group {
                     cut_tally.add(a);
@@ -423,6 +427,7 @@ impl<'p, 'h> GroupRun<'p, 'h> {
                 logprobs: st.logprobs,
                 finish_reason: st.finish.unwrap_or(FinishReason::Cancelled),
                 answer,
+                answer_display,
                 forced_tokens: st.forced_tokens,
             });
         }

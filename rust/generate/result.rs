@@ -62,6 +62,11 @@ pub struct SampleResult {
     /// The answer key of `text`, if it states an answer: with the default key, the verifier's
     /// canonical form (`q:224` for 224, `q:1/2` for one half, `t:…` for text).
     pub answer: Option<String>,
+    /// The answer as a person should read it: the extracted text (`224`, `\frac{1}{2}`), or
+    /// the key when a custom answer key found an answer the extractor does not. `Some` exactly
+    /// when `answer` is.
+    #[serde(default)]
+    pub answer_display: Option<String>,
     /// Number of tokens appended by budget forcing (0 if none).
     pub forced_tokens: usize,
 }
@@ -117,6 +122,7 @@ impl GroupResult {
                     logprobs: Vec::new(),
                     finish_reason: FinishReason::Cancelled,
                     answer: None,
+                    answer_display: None,
                     forced_tokens: 0,
                 })
                 .collect(),
@@ -129,5 +135,14 @@ impl GroupResult {
             wall_seconds: 0.0,
             prompt_seconds: 0.0,
         }
+    }
+
+    /// The display form of the answer key `key`: that of the first sample (in sample order)
+    /// whose answer has this key.
+    pub fn answer_display(&self, key: &str) -> Option<&str> {
+        self.samples
+            .iter()
+            .find(|s| s.answer.as_deref() == Some(key))
+            .and_then(|s| s.answer_display.as_deref())
     }
 }

@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
     fmr_result_free(NULL);
     fmr_error_free(NULL);
     fmr_cancel_flag_free(NULL);
-    fmr_string_free(NULL, 0);
+    fmr_string_free(NULL);
 
     expect_error("load NULL path", fmr_model_load(NULL, 5, NULL, &model), FMR_ERR_INVALID_ARGUMENT);
     expect_error("load NULL out", fmr_model_load(path, strlen(path), NULL, NULL), FMR_ERR_INVALID_ARGUMENT);
@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
     const char bad_utf8[] = {'/', 't', 'm', 'p', '/', (char)0xff, (char)0xfe};
     expect_error("load invalid UTF-8 path", fmr_model_load(bad_utf8, sizeof bad_utf8, NULL, &model),
                  FMR_ERR_INVALID_UTF8);
-    fmr_model_params mp = fmr_model_default_params();
+    fmr_model_params mp;
+    fmr_model_params_init(&mp, sizeof mp);
     mp.struct_size = 0;
     expect_error("load params without struct_size", fmr_model_load(path, strlen(path), &mp, &model),
                  FMR_ERR_INVALID_ARGUMENT);
@@ -44,11 +45,12 @@ int main(int argc, char **argv) {
 
     expect_ok("load", fmr_model_load(path, strlen(path), NULL, &model));
     fmr_generator *gen = NULL;
-    fmr_generator_params gp = fmr_generator_default_params();
+    fmr_generator_params gp;
+    fmr_generator_params_init(&gp, sizeof gp);
     gp.n_seq_max = 0;
     expect_error("generator n_seq_max 0", fmr_generator_new(model, &gp, &gen), FMR_ERR_INVALID_ARGUMENT);
     expect_error("generator NULL model", fmr_generator_new(NULL, NULL, &gen), FMR_ERR_INVALID_ARGUMENT);
-    gp = fmr_generator_default_params();
+    fmr_generator_params_init(&gp, sizeof gp);
     gp.n_ctx = 256;
     gp.n_seq_max = 4;
     gp.n_threads = 2;
@@ -85,11 +87,12 @@ int main(int argc, char **argv) {
 
     /* A callback that cancels at once: success with `cancelled` set. */
     const char *p_small = "{\"n_samples\": 2, \"max_tokens\": 16}";
-    fmr_rollout_hooks hooks = fmr_rollout_hooks_default();
+    fmr_rollout_hooks hooks;
+    fmr_rollout_hooks_init(&hooks, sizeof hooks);
     hooks.on_token = cancel_at_once;
     expect_ok("solve cancelled by callback",
               fmr_generator_solve(gen, problem, strlen(problem), p_small, strlen(p_small), &hooks, &res));
-    fmr_group_stats stats;
+    fmr_group_stats stats = {.struct_size = sizeof(fmr_group_stats)};
     expect_ok("stats", fmr_result_stats(res, &stats));
     if (!stats.cancelled) {
         fprintf(stderr, "FAIL: cancelled flag not set\n");
@@ -98,12 +101,13 @@ int main(int argc, char **argv) {
     /* A flag set before the call: cancelled before any token. */
     fmr_cancel_flag *flag = fmr_cancel_flag_new();
     fmr_cancel_flag_set(flag);
-    fmr_rollout_hooks hooks2 = fmr_rollout_hooks_default();
+    fmr_rollout_hooks hooks2;
+    fmr_rollout_hooks_init(&hooks2, sizeof hooks2);
     hooks2.cancel = flag;
     fmr_result *res2 = NULL;
     expect_ok("solve with set flag",
               fmr_generator_solve(gen, problem, strlen(problem), p_small, strlen(p_small), &hooks2, &res2));
-    fmr_group_stats stats2;
+    fmr_group_stats stats2 = {.struct_size = sizeof(fmr_group_stats)};
     expect_ok("stats2", fmr_result_stats(res2, &stats2));
     if (!stats2.cancelled || stats2.tokens_generated != 0) {
         fprintf(stderr, "FAIL: pre-set flag should cancel before any token (%zu)\n", stats2.tokens_generated);
@@ -114,11 +118,20 @@ int main(int argc, char **argv) {
 
     /* Accessors: out-of-range indices and NULL outputs. */
     const char *text = NULL;
-    size_t len = 0, count = 0;
+    size_t len = 0;
     expect_error("sample text out of range", fmr_result_sample_text(res, 99, &text, &len), FMR_ERR_OUT_OF_RANGE);
     expect_error("sample text NULL out", fmr_result_sample_text(res, 0, NULL, &len), FMR_ERR_INVALID_ARGUMENT);
-    expect_error("vote out of range", fmr_result_vote(res, 99, &text, &len, &count), FMR_ERR_OUT_OF_RANGE);
+    expect_error("answer key out of range", fmr_result_sample_answer_key(res, 99, &text, &len), FMR_ERR_OUT_OF_RANGE);
+    expect_error("answer display out of range", fmr_result_sample_answer_display(res, 99, &text, &len),
+                 FMR_ERR_OUT_OF_RANGE);
+    fmr_vote vote = {.struct_size = sizeof(fmr_vote)};
+    expect_error("vote out of range", fmr_result_vote(res, 99, &vote), FMR_ERR_OUT_OF_RANGE);
     expect_error("stats NULL result", fmr_result_stats(NULL, &stats), FMR_ERR_INVALID_ARGUMENT);
+    fmr_group_stats unsized = {.struct_size = 0};
+    expect_error("stats without struct_size", fmr_result_stats(res, &unsized), FMR_ERR_INVALID_ARGUMENT);
+    fmr_sample_info info = {.struct_size = 3};
+    expect_error("sample info with a too small struct_size", fmr_result_sample_info(res, 0, &info),
+                 FMR_ERR_INVALID_ARGUMENT);
     if (fmr_result_n_samples(NULL) != 0 || fmr_model_n_vocab(NULL) != 0) {
         fprintf(stderr, "FAIL: NULL counts\n");
         failures++;
@@ -130,7 +143,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "FAIL: json\n");
         failures++;
     }
-    fmr_string_free(json, json_len);
+    fmr_string_free(json);
 
     /* Tokenize with the caller-buffer protocol. */
     size_t needed = 0;

@@ -23,14 +23,16 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *path = argv[i];
         const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-        fmr_model_params mp = fmr_model_default_params();
+        fmr_model_params mp;
+        fmr_model_params_init(&mp, sizeof mp);
         fmr_model *model = NULL;
         fmr_error *err = fmr_model_load(path, strlen(path), &mp, &model);
         if (err != NULL) {
             print_error(name, "load", err);
             continue;
         }
-        fmr_generator_params gp = fmr_generator_default_params();
+        fmr_generator_params gp;
+        fmr_generator_params_init(&gp, sizeof gp);
         gp.n_ctx = 512;
         gp.n_seq_max = 2;
         gp.n_threads = 1;

@@ -54,7 +54,8 @@ static void *work(void *arg) {
             snprintf(params, sizeof params, "{\"n_samples\": %u, \"max_tokens\": 6}", 1 + r % 2);
         }
         fmr_cancel_flag_reset(w->cancel);
-        fmr_rollout_hooks hooks = fmr_rollout_hooks_default();
+        fmr_rollout_hooks hooks;
+        fmr_rollout_hooks_init(&hooks, sizeof hooks);
         hooks.cancel = w->cancel;
         const char *p = problems[r % 3];
         fmr_result *result = NULL;
@@ -108,7 +109,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
-    fmr_model_params mp = fmr_model_default_params();
+    fmr_model_params mp;
+    fmr_model_params_init(&mp, sizeof mp);
     fmr_model *model = NULL;
     fmr_error *err = fmr_model_load(argv[1], strlen(argv[1]), &mp, &model);
     if (err != NULL) {
@@ -119,7 +121,8 @@ int main(int argc, char **argv) {
     worker workers[MAX_WORKERS];
     memset(workers, 0, sizeof workers);
     for (int i = 0; i < n; i++) {
-        fmr_generator_params gp = fmr_generator_default_params();
+        fmr_generator_params gp;
+        fmr_generator_params_init(&gp, sizeof gp);
         gp.n_ctx = 512;
         gp.n_seq_max = 2;
         gp.n_threads = 1;

@@ -19,7 +19,7 @@ static int failures = 0;
     } while (0)
 
 static fmr_verdict verify(const char *gold, const char *pred, bool completion) {
-    fmr_verdict v = {false, 0};
+    fmr_verdict v = {.struct_size = sizeof(fmr_verdict)};
     fmr_error *err = fmr_verify(gold, strlen(gold), pred, strlen(pred), completion, NULL, 0, &v, NULL, NULL);
     CHECK(err == NULL, "fmr_verify(%s, %s): %s", gold, pred, fmr_error_message(err, NULL));
     fmr_error_free(err);
@@ -31,6 +31,7 @@ static bool close_to(double a, double b) { return fabs(a - b) < 1e-9; }
 int main(void) {
     const double pi = 3.14159265358979323846;
     fmr_verdict v = verify("1/2", "0.5", false);
+    CHECK(v.struct_size == sizeof(fmr_verdict), "struct_size kept: %u", v.struct_size);
     CHECK(v.equivalent && v.reason == FMR_VERDICT_NUMERIC_EXACT, "1/2 vs 0.5: %d %u", v.equivalent, v.reason);
     v = verify("\\frac{1}{2}", "<think>half of one</think> The answer is \\boxed{\\dfrac12}.", true);
     CHECK(v.equivalent, "completion with dfrac");
@@ -49,7 +50,11 @@ int main(void) {
     fmr_error_free(err);
     err = fmr_verify("2", 1, "2.0", 3, false, NULL, 0, &v, &detail, &detail_len);
     CHECK(err == NULL && detail != NULL && strlen(detail) == detail_len, "detail");
-    fmr_string_free(detail, detail_len);
+    fmr_string_free(detail);
+    detail = NULL;
+    err = fmr_verify("2", 1, "3", 1, false, NULL, 0, &v, &detail, NULL);
+    CHECK(err == NULL && detail != NULL && strlen(detail) > 0, "detail without its length");
+    fmr_string_free(detail);
     err = fmr_verify("2", 1, "2", 1, false, "{\"tolerance\": 1}", 16, &v, NULL, NULL);
     CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_CONFIG, "unknown option key");
     fmr_error_free(err);
@@ -61,8 +66,9 @@ int main(void) {
     /* Rewards: format + cosine + length, weights 1 (the paper's defaults). */
     const char *right = "\\boxed{7}</think>";     /* 17 chars, correct */
     const char *wrong = "no: \\boxed{8}</think>"; /* 21 chars, wrong */
-    fmr_completion cs[2] = {{right, strlen(right), 5}, {wrong, strlen(wrong), 7}};
-    fmr_reward_scores sc[2];
+    fmr_completion cs[2] = {{sizeof(fmr_completion), right, strlen(right), 5},
+                            {sizeof(fmr_completion), wrong, strlen(wrong), 7}};
+    fmr_reward_scores sc[2] = {{.struct_size = sizeof(fmr_reward_scores)}, {.struct_size = sizeof(fmr_reward_scores)}};
     err = fmr_score_group("7", 1, cs, 2, NULL, 0, sc);
     CHECK(err == NULL, "score_group: %s", fmr_error_message(err, NULL));
     fmr_error_free(err);
@@ -87,6 +93,14 @@ int main(void) {
     fmr_error_free(err);
     err = fmr_score_group("7", 1, NULL, 2, NULL, 0, sc);
     CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_ARGUMENT, "NULL completions");
+    fmr_error_free(err);
+    /* Every element carries the array's stride: a missing struct_size is an error, and nothing is
+     * written. */
+    sc[0].total = 42.0;
+    sc[1].struct_size = 0;
+    err = fmr_score_group("7", 1, cs, 2, NULL, 0, sc);
+    CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_ARGUMENT && sc[0].total == 42.0,
+          "scores[1] without struct_size");
     fmr_error_free(err);
 
     printf("%d failures\n", failures);

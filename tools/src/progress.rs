@@ -26,6 +26,16 @@ impl Progress {
         }
     }
 
+    /// Prints `text` as a line of its own on stdout, clearing the bar first (the next `inc`
+    /// redraws it below).
+    pub fn line(&mut self, text: &str) {
+        if self.enabled {
+            eprint!("\r\x1b[K");
+            let _ = std::io::stderr().flush();
+        }
+        println!("{text}");
+    }
+
     /// Marks one more item done; `note` is shown after the bar.
     pub fn inc(&mut self, note: &str) {
         self.done += 1;

@@ -1,5 +1,7 @@
 //! solve: answer one problem, or every problem of a JSONL file, with a group of samples and
-//! length-aware early stopping, and print what happened.
+//! length-aware early stopping, and print what happened: each sample's answer as a person reads
+//! it (✓/✗ against the gold answer when the data has one), the vote, the tokens early stopping
+//! saved, and a summary line.
 //!
 //! Usage: solve [--model smollm2|PATH] [--problem TEXT | --file DATA.jsonl | --dataset NAME]
 //!              [--limit N]
@@ -7,6 +9,7 @@
 
 use fmr::engine::{ContextParams, Model, ModelParams};
 use fmr::generate::{Generator, RolloutHooks, RolloutParams, TokenEvent};
+use fmr_tools::report;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -95,6 +98,8 @@ fn run() -> Result<(), String> {
     };
     let mut generator = Generator::new(model.clone(), &cp).map_err(|e| e.to_string())?;
     println!("model: {} ({})", model.description(), path.display());
+    let opts = report::verify_options(&params);
+    let mut tally = report::Tally::default();
     for (i, p) in problems.iter().enumerate() {
         let mut printer = |ev: &TokenEvent<'_>| {
             if ev.sample == 0 {
@@ -117,39 +122,71 @@ fn run() -> Result<(), String> {
         if args.stream {
             println!();
         }
+        let judged = report::judge(&r, &p.gold, &opts);
         println!("--- problem {} ---", i + 1);
-        for (s, sample) in r.samples.iter().enumerate() {
+        let answers: Vec<String> = r
+            .samples
+            .iter()
+            .map(|s| report::shown(s.answer_display.as_deref()))
+            .collect();
+        let width = answers.iter().map(|a| a.chars().count()).max().unwrap_or(0);
+        for (s, ((sample, correct), answer)) in r
+            .samples
+            .iter()
+            .zip(&judged.samples)
+            .zip(&answers)
+            .enumerate()
+        {
             println!(
-                "sample {s}: {:>5} tokens, {:<9} answer {:?}",
+                "sample {s}: {:>5} tokens, {:<9} {answer:<width$} {}",
                 sample.tokens.len(),
                 sample.finish_reason.as_str(),
-                sample.answer
+                report::mark(*correct)
             );
         }
-        let votes: Vec<String> = r
+        let voted = r.voted_answer.as_deref().and_then(|k| r.answer_display(k));
+        let others: Vec<String> = r
             .votes
             .iter()
-            .map(|v| format!("{} x{}", v.answer, v.count))
+            .skip(1)
+            .map(|v| {
+                format!(
+                    "{} ×{}",
+                    report::shown(r.answer_display(&v.answer)),
+                    v.count
+                )
+            })
             .collect();
         println!(
-            "vote: {:?} [{}]{}",
-            r.voted_answer,
-            votes.join(", "),
-            if p.gold.is_empty() {
-                String::new()
-            } else {
-                format!("  gold: {}", p.gold)
-            }
+            "vote: {} {}{}{}{}",
+            report::shown(voted),
+            r.votes.first().map_or(String::new(), |v| format!(
+                "({} of {})",
+                v.count,
+                r.samples.len()
+            )),
+            match judged.voted {
+                Some(c) => format!(" {} gold {}", report::mark(Some(c)), p.gold.trim()),
+                None => String::new(),
+            },
+            if others.is_empty() { "" } else { " | also " },
+            others.join(", ")
         );
         println!(
-            "tokens: {} generated, {} without early stopping (saved {:.0}%), consensus stop: {}, {:.2} s",
+            "tokens: {} generated, {} without early stopping (saved {:.0}%){}, {:.2} s",
             r.tokens_generated,
             r.tokens_fixed_budget,
             100.0 * (1.0 - r.tokens_generated as f64 / r.tokens_fixed_budget.max(1) as f64),
-            r.stopped_by_consensus,
+            if r.stopped_by_consensus {
+                ", stopped by consensus"
+            } else {
+                ""
+            },
             r.wall_seconds
         );
+        tally.add(&r, judged.voted);
     }
+    println!("{}", tally.summary_line());
     Ok(())
 }
 

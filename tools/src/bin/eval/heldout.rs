@@ -6,11 +6,13 @@ use std::io::Write;
 use std::sync::Arc;
 
 use super::Args;
+use fmr::answer::{extract_answer, ExtractOptions};
 use fmr::engine::{ContextParams, Model, ModelParams};
 use fmr::generate::{Generator, RolloutParams};
 use fmr::recipe::evaluate;
 use fmr::recipe::{load_problems, RunConfig};
 use fmr_tools::progress::Progress;
+use fmr_tools::report;
 
 pub fn run(args: &Args) -> Result<(), String> {
     let cfg_path = args.config.as_deref().ok_or("--config missing")?;
@@ -57,6 +59,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         &g.rewards,
         &mut |i, row| {
             correct += row.correct as usize;
+            let answer = extract_answer(&row.completion, &ExtractOptions::default());
+            progress.line(&format!(
+                "{:>4} {} {} gold {} | {} tokens",
+                i + 1,
+                report::mark(Some(row.correct)),
+                report::shown(answer.as_deref()),
+                row.answer.trim(),
+                row.tokens
+            ));
             if let Some(f) = out.as_mut() {
                 let line = serde_json::to_string(row).unwrap_or_default();
                 if let Err(e) = writeln!(f, "{line}") {
@@ -95,6 +106,15 @@ pub fn run(args: &Args) -> Result<(), String> {
     println!(
         "summary {}",
         serde_json::to_string(&report).map_err(|e| e.to_string())?
+    );
+    println!(
+        "summary: {} problems | accuracy {:.1}% ({correct}/{}) | {:.0} tokens per problem | format rate {:.1}% | {:.1} s",
+        report.n,
+        100.0 * report.accuracy.value,
+        report.n,
+        report.mean_tokens,
+        100.0 * report.format_rate.value,
+        report.wall_s
     );
     Ok(())
 }

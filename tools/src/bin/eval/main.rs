@@ -12,10 +12,10 @@
 
 mod heldout;
 
-use fmr::answer::{verify_completion, VerifyOptions};
 use fmr::engine::{ContextParams, Model, ModelParams};
 use fmr::generate::{Generator, GroupRequest, GroupResult, RolloutHooks, RolloutParams};
 use fmr_tools::progress::Progress;
+use fmr_tools::report;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::sync::Arc;
@@ -95,7 +95,11 @@ fn parse_args() -> Result<Args, String> {
 struct SampleRecord {
     tokens: usize,
     finish: String,
+    /// The answer key (canonical form, for comparing runs).
     key: Option<String>,
+    /// The answer as a person reads it.
+    #[serde(default)]
+    answer: Option<String>,
     correct: bool,
 }
 
@@ -103,7 +107,11 @@ struct SampleRecord {
 struct ProblemRecord {
     index: usize,
     gold: String,
+    /// The voted answer's key.
     voted: Option<String>,
+    /// The voted answer as a person reads it.
+    #[serde(default)]
+    voted_answer: Option<String>,
     voted_count: usize,
     voted_correct: bool,
     samples: Vec<SampleRecord>,
@@ -124,13 +132,7 @@ fn run() -> Result<(), String> {
         .ok_or("give --dataset NAME or --file DATA.jsonl")?;
     let problems = fmr_tools::data::load_jsonl(std::path::Path::new(&file), args.limit)?;
     let params = RolloutParams::from_json(&args.params).map_err(|e| e.to_string())?;
-    let verify_opts = VerifyOptions {
-        last_number_fallback: params.answer.last_number_fallback,
-        answer_phrases: params.answer.answer_phrases,
-        prefer_after_think: params.answer.prefer_after_think,
-        aimo: params.answer.aimo,
-        ..Default::default()
-    };
+    let verify_opts = report::verify_options(&params);
     let path = fmr_tools::models::resolve_model(&args.model)?;
     let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
     // Problems decode together: `--in-flight` sequences (samples) at once.
@@ -180,27 +182,43 @@ fn run() -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     let mut records = Vec::with_capacity(problems.len());
+    let mut tally = report::Tally::default();
     for (index, p) in problems.iter().enumerate() {
         let r = results[index]
             .take()
             .ok_or("a problem never finished")?
             .map_err(|e| format!("problem {index}: {e}"))?;
+        let judged = report::judge(&r, &p.gold, &verify_opts);
         let samples: Vec<SampleRecord> = r
             .samples
             .iter()
-            .map(|s| SampleRecord {
+            .zip(&judged.samples)
+            .map(|(s, c)| SampleRecord {
                 tokens: s.tokens.len(),
                 finish: s.finish_reason.as_str().to_string(),
                 key: s.answer.clone(),
-                correct: verify_completion(&p.gold, &s.text, &verify_opts).equivalent,
+                answer: s.answer_display.clone(),
+                correct: *c == Some(true),
             })
             .collect();
-        let voted_correct = r.voted_answer.as_ref().is_some_and(|v| {
-            samples
-                .iter()
-                .find(|s| s.key.as_ref() == Some(v))
-                .is_some_and(|s| s.correct)
-        });
+        let voted_correct = judged.voted == Some(true);
+        tally.add(&r, judged.voted);
+        let voted_answer = r
+            .voted_answer
+            .as_deref()
+            .and_then(|k| r.answer_display(k))
+            .map(str::to_string);
+        progress.line(&format!(
+            "{:>4} {} {} ({} of {}) gold {} | {} tokens, {:.1} s",
+            index + 1,
+            report::mark(judged.voted),
+            report::shown(voted_answer.as_deref()),
+            r.votes.first().map_or(0, |v| v.count),
+            r.samples.len(),
+            p.gold.trim(),
+            r.tokens_generated,
+            r.wall_seconds
+        ));
         if let Some(f) = texts.as_mut() {
             for s in &r.samples {
                 let line = serde_json::json!({"gold": p.gold, "completion": s.text});
@@ -211,6 +229,7 @@ fn run() -> Result<(), String> {
             index,
             gold: p.gold.clone(),
             voted: r.voted_answer.clone(),
+            voted_answer,
             voted_count: r.votes.first().map_or(0, |v| v.count),
             voted_correct,
             samples,
@@ -225,7 +244,9 @@ fn run() -> Result<(), String> {
         }
         records.push(rec);
     }
-    report(&records, &params, args.baseline.as_deref())
+    report(&records, &params, args.baseline.as_deref())?;
+    println!("{}", tally.summary_line());
+    Ok(())
 }
 
 /// Applies `--adapter` (GGUF LoRA, PEFT folder or fmr checkpoint) to the generator, if given.

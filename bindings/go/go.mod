@@ -1,0 +1,3 @@
+module fmr.local/fmr
+
+go 1.19
