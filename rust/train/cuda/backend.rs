@@ -1045,6 +1045,12 @@ impl Gathered {
 }
 
 impl CudaBackend {
+    /// Expands all of `t` into `dst` as f32 (diagnostics).
+    pub(crate) fn dequant_f32_into(&self, t: &DevTensor, dst: &DBuf) -> Result<()> {
+        fdim(dst, "dequantized tensor", t.rows * t.cols)?;
+        self.dequant(t, 0, t.rows, self.p(dst), Dt::F32)
+    }
+
     fn norm(&self, w: Norm) -> &CudaSlice<f32> {
         match w {
             Norm::Attn(l) => &self.dev.layers[l].attn_norm,

@@ -33,6 +33,7 @@ use lora::{adamw_to_device, flatten, unflatten};
 use crate::train::backend::Backend;
 use crate::train::error::{Result, TrainError};
 use crate::train::lora::LoraWeights;
+use crate::train::loss::{GrpoConfig, GrpoStats, LossType};
 use crate::train::model::layout::Layout;
 use crate::train::model::run::{self, Workspace};
 use crate::train::model::{ForwardBackward, LogprobsArgmax, LoraModel, MemoryReport, SeqRef};
@@ -252,6 +253,182 @@ impl CudaTransformer {
             Ok(())
         })?;
         Ok(outs)
+    }
+
+    /// Diagnostics: expands every frozen matrix of the model on the GPU to f32 and compares it
+    /// with the host's ggml dequantization. Returns `(largest |difference|, values compared)`;
+    /// the kernels decode exactly as ggml, so the difference is 0.
+    pub fn dequant_max_error(&self) -> Result<(f32, usize)> {
+        let be = &self.be;
+        let m = &*be.model;
+        let mut pairs: Vec<(&backend::DevTensor, &crate::train::weights::QTensor)> = Vec::new();
+        for (dl, lw) in be.dev.layers.iter().zip(&m.layers) {
+            for (i, t) in crate::train::lora::LoraTarget::ALL.into_iter().enumerate() {
+                pairs.push((&dl.w[i], crate::train::cpu::backend::layer_weight(lw, t)));
+            }
+        }
+        pairs.push((&be.dev.tok_embd, &m.tok_embd));
+        if let (Some(d), Some(h)) = (&be.dev.output, &m.output) {
+            pairs.push((d, h));
+        }
+        let (mut worst, mut n) = (0f32, 0usize);
+        let mut buf = DBuf::default();
+        for (d, h) in pairs {
+            let host = h.to_f32()?;
+            be.gpu.resize(&mut buf, host.len())?;
+            be.dequant_f32_into(d, &buf)?;
+            let dev = be.to_host(&buf)?;
+            for (a, b) in dev.iter().zip(&host) {
+                let e = (a - b).abs();
+                if e.is_nan() || e > worst {
+                    worst = if e.is_nan() { f32::INFINITY } else { e };
+                }
+            }
+            n += host.len();
+        }
+        Ok((worst, n))
+    }
+
+    /// The GRPO loss and ∂loss/∂logp computed by the `grpo_token` kernel, with the arguments
+    /// and results of the host's [`crate::train::loss::grpo_loss_from_logprobs`] (which the
+    /// training path uses: the log-probs are a few floats per token, so the loss runs on the
+    /// host either way). For checking the kernel against the host.
+    pub fn grpo_loss_on_device(
+        &self,
+        logp: &[Vec<f32>],
+        old: Option<&[Vec<f32>]>,
+        refp: Option<&[Vec<f32>]>,
+        adv: &[f32],
+        mask: &[usize],
+        cfg: &GrpoConfig,
+    ) -> Result<(GrpoStats, Vec<Vec<f32>>)> {
+        let n = logp.len();
+        if adv.len() != n || mask.len() != n {
+            return Err(TrainError::shape(
+                "advantages/masks",
+                n,
+                (adv.len(), mask.len()),
+            ));
+        }
+        let total: usize = mask.iter().sum();
+        let max_len = cfg
+            .max_completion_length
+            .unwrap_or_else(|| logp.iter().map(Vec::len).max().unwrap_or(1))
+            .max(1);
+        let (mut a_tok, mut norm_tok, mut m_tok) = (Vec::new(), Vec::new(), Vec::<u8>::new());
+        for (i, lp) in logp.iter().enumerate() {
+            if mask[i] > lp.len() {
+                return Err(TrainError::shape("loss mask", lp.len(), mask[i]));
+            }
+            let norm = match cfg.loss_type {
+                LossType::Grpo => 1.0 / (n as f64 * mask[i].max(1) as f64),
+                LossType::Dapo => 1.0 / total.max(1) as f64,
+                LossType::DrGrpo => 1.0 / (n as f64 * max_len as f64),
+            };
+            for t in 0..lp.len() {
+                a_tok.push(adv[i]);
+                norm_tok.push(norm as f32);
+                m_tok.push((t < mask[i]) as u8);
+            }
+        }
+        let flat = |v: &[Vec<f32>]| v.iter().flatten().copied().collect::<Vec<f32>>();
+        let nt = a_tok.len();
+        if nt == 0 {
+            return Err(TrainError::config("no tokens"));
+        }
+        let g = &self.be.gpu;
+        let lp_d = g.upload(&flat(logp))?;
+        let old_d = old.map(|o| g.upload(&flat(o))).transpose()?;
+        let ref_d = refp.map(|r| g.upload(&flat(r))).transpose()?;
+        for (name, v) in [("old", old), ("reference", refp)] {
+            if let Some(v) = v {
+                if flat(v).len() != nt {
+                    return Err(TrainError::shape(
+                        format!("{name} log-probs"),
+                        nt,
+                        flat(v).len(),
+                    ));
+                }
+            }
+        }
+        let (adv_d, norm_d, mask_d) = (g.upload(&a_tok)?, g.upload(&norm_tok)?, g.upload(&m_tok)?);
+        let sums = g.zeros::<f64>(2)?;
+        let clipped = g.zeros::<u32>(1)?;
+        let dl = g.zeros::<f32>(nt)?;
+        let opt_ptr =
+            |s: &Option<cudarc::driver::CudaSlice<f32>>| s.as_ref().map_or(0, |s| g.ptr(s));
+        let eh = cfg.epsilon_high.unwrap_or(cfg.epsilon);
+        use device::Arg;
+        g.launch_n(
+            "grpo_token",
+            nt,
+            &[
+                Arg::P(g.ptr(&lp_d)),
+                Arg::P(opt_ptr(&old_d)),
+                Arg::P(opt_ptr(&ref_d)),
+                Arg::P(g.ptr(&adv_d)),
+                Arg::P(g.ptr(&norm_d)),
+                Arg::P(g.ptr(&mask_d)),
+                Arg::I(nt as i32),
+                Arg::F(1.0 - cfg.epsilon),
+                Arg::F(1.0 + eh),
+                Arg::F(cfg.beta),
+                Arg::P(g.ptr(&sums)),
+                Arg::P(g.ptr(&sums) + 8),
+                Arg::P(g.ptr(&clipped)),
+                Arg::P(g.ptr(&dl)),
+            ],
+        )?;
+        let s = g.download(&sums, 2)?;
+        let c = g.download(&clipped, 1)?[0];
+        let d = g.download(&dl, nt)?;
+        let mut grads = Vec::with_capacity(n);
+        let mut off = 0;
+        for lp in logp {
+            grads.push(d[off..off + lp.len()].to_vec());
+            off += lp.len();
+        }
+        let stats = GrpoStats {
+            loss: s[0],
+            mean_kl: s[1] / total.max(1) as f64,
+            clip_ratio: c as f64 / total.max(1) as f64,
+            n_tokens: total,
+            advantages: adv.to_vec(),
+        };
+        Ok((stats, grads))
+    }
+
+    /// The SFT loss (mean NLL) and its gradient by the `sft_token` kernel, as
+    /// [`crate::train::loss::sft_loss_from_logprobs`] (for checking the kernel).
+    pub fn sft_loss_on_device(&self, logp: &[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> {
+        let flat: Vec<f32> = logp.iter().flatten().copied().collect();
+        if flat.is_empty() {
+            return Err(TrainError::config("no tokens"));
+        }
+        let g = &self.be.gpu;
+        let lp = g.upload(&flat)?;
+        let sum = g.zeros::<f64>(1)?;
+        let dl = g.zeros::<f32>(flat.len())?;
+        use device::Arg;
+        g.launch_n(
+            "sft_token",
+            flat.len(),
+            &[
+                Arg::P(g.ptr(&lp)),
+                Arg::I(flat.len() as i32),
+                Arg::P(g.ptr(&sum)),
+                Arg::P(g.ptr(&dl)),
+            ],
+        )?;
+        let loss = g.download(&sum, 1)?[0];
+        let d = g.download(&dl, flat.len())?;
+        let mut out = Vec::new();
+        let mut off = 0;
+        for v in logp {
+            out.push(d[off..off + v.len()].to_vec());
+            off += v.len();
+        }
+        Ok((loss, out))
     }
 
     /// Bytes held by the reusable buffers (activations, checkpoints, scratch).
