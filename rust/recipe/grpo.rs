@@ -170,16 +170,14 @@ impl Trainer {
                 ref_logprobs: None,
             })
             .collect();
-        if loss_cfg.beta > 0.0 {
-            if self.init_lora.is_some() {
-                let joined = JoinedSeqs::completions(
-                    seqs.iter()
-                        .map(|s| (s.prompt.as_slice(), s.completion.as_slice())),
-                );
-                let lp = self.adapter_logprobs(true, &joined.refs())?;
-                for (s, l) in seqs.iter_mut().zip(lp) {
-                    s.ref_logprobs = Some(l);
-                }
+        if loss_cfg.beta > 0.0 && self.init_lora.is_some() {
+            let joined = JoinedSeqs::completions(
+                seqs.iter()
+                    .map(|s| (s.prompt.as_slice(), s.completion.as_slice())),
+            );
+            let lp = self.adapter_logprobs(true, &joined.refs())?;
+            for (s, l) in seqs.iter_mut().zip(lp) {
+                s.ref_logprobs = Some(l);
             }
         }
         let mb = if g.micro_batch == 0 {

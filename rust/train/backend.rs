@@ -60,6 +60,21 @@ pub(crate) trait Backend: Sync {
     fn bytes(&self, b: &Self::Buf) -> usize;
     /// `dst = src` (same length).
     fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()>;
+    /// Copies `rows` rows of `width` values from row `src_row` of `src` to row `dst_row` of
+    /// `dst`.
+    fn copy_rows(
+        &self,
+        src: &Self::Buf,
+        src_row: usize,
+        dst: &mut Self::Buf,
+        dst_row: usize,
+        rows: usize,
+        width: usize,
+    ) -> Result<()>;
+    /// Tokens whose MLP intermediates are computed at a time (0 = all).
+    fn mlp_chunk(&self) -> usize {
+        0
+    }
     /// Sets every value of `b` to 0.
     fn fill_zero(&self, b: &mut Self::Buf) -> Result<()>;
     /// `dst += src` element-wise (same length).

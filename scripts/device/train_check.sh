@@ -12,7 +12,8 @@
 #    log-probs (bf16: mean |Δ| ≤ 2e-3 nats), GRPO LoRA gradients (bf16: relative error ≤ 2e-2),
 #    AdamW, and three GRPO updates side by side.
 # 2. PEFT: our adapter loaded by Hugging Face PEFT gives our log-probs; an adapter PEFT wrote
-#    gives PEFT's log-probs in fmr.
+#    gives PEFT's log-probs in fmr. Then the recipe's GRPO loop, 3 steps with "device": "cuda"
+#    on a small random llama with SmolLM2's tokenizer (rollouts on llama.cpp's CPU backend).
 # 3. GRPO update benchmark, Qwen2-1.5B shape (vocab 49152, bf16 weights), G = 8, prompt 256,
 #    completions 1024 and 4096, next to the transformers+PEFT anchor in the same run:
 #    targets ≤ 0.33 s and ≤ 4.2 GiB (1024), ≤ 1.0 s and ≤ 12 GiB (4096).
@@ -50,6 +51,22 @@ echo "== 2. PEFT cross-check ($(elapsed) s)"
   && "$PY" scripts/device/peft_check.py --compare "$WORK/peft/theirs_logprobs.json" "$WORK/peft/theirs_fmr.json" 2>&1 | tee -a "$OUT/peft.txt"
 grep -q '^FAIL' "$OUT/peft.txt" 2>/dev/null && fails=$((fails + 1))
 grep -q '^PASS' "$OUT/peft.txt" 2>/dev/null || { echo "FAIL peft: no result"; fails=$((fails + 1)); }
+
+echo "== 2b. GRPO recipe end to end: rollouts, rewards, CUDA update, adapter swap ($(elapsed) s)"
+if [ -f "$BIN/tok-llama.gguf" ] && [ -x "$BIN/grpo" ]; then
+  cat > "$WORK/e2e.json" <<JSON
+{"preset": "small", "model": "$BIN/tok-llama.gguf", "device": "cuda", "out_dir": "$WORK/e2e",
+ "resume": false, "threads": 16, "max_steps": 3, "checkpoint_every": 0,
+ "data": {"train": "tests/fixtures/recipe_sft.jsonl"},
+ "grpo": {"prompts_per_step": 2, "generations": 4, "max_completion_tokens": 32}}
+JSON
+  rm -rf "$WORK/e2e"
+  "$BIN/grpo" --config "$WORK/e2e.json" --no-chart 2>&1 | tail -5 | tee "$OUT/e2e.txt"
+  rows=$(wc -l < "$WORK/e2e/metrics.jsonl" 2>/dev/null || echo 0)
+  verdict "$([ "$rows" = 3 ] && echo 1 || echo 0)" "GRPO recipe, 3 steps with \"device\": \"cuda\"" "$rows metrics rows"
+else
+  verdict 0 "GRPO recipe end to end" "tok-llama.gguf or grpo not carried"
+fi
 
 echo "== 3. GRPO update, Qwen2-1.5B shape ($(elapsed) s)"
 "$BIN/random_gguf" qwen2-1.5b bf16 "$WORK/q15.gguf" 1 --vocab 49152 | tee "$OUT/bench.txt"

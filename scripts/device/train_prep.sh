@@ -15,6 +15,14 @@ out=target/device-train
 rm -rf "$out" && mkdir -p "$out"
 for b in "${bins[@]}"; do cp "$TARGET/release/$b" "$out/"; done
 strip "$out"/* 2>/dev/null || true
+# A small random llama with SmolLM2's tokenizer, so the recipe's GRPO loop (rollouts with
+# llama.cpp, rewards, the CUDA update, adapter swap) can run end to end on the GPU machine.
+smol="${FMR_MODEL_DIR:-$HOME/.cache/fmr/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ -f "$smol" ]; then
+  "$out/random_gguf" small-llama q8_0 "$out/tok-llama.gguf" 1 --tied --tokenizer-from "$smol"
+else
+  echo "prep: $smol missing (scripts/setup.sh): no end-to-end GRPO run"
+fi
 if [ -f "$anchor" ]; then cp "$anchor" "$out/peft_grpo_step.py"; else echo "prep: anchor $anchor not found (benchmarks will run without it)"; fi
 du -sh "$out"
 echo "prep: carry target/device-train; run: bash scripts/device/train_check.sh"

@@ -27,6 +27,8 @@ pub(crate) struct CpuBackend<'a> {
     pub row_chunk: usize,
     /// Vocabulary rows of the output projection dequantized at a time.
     pub vocab_chunk: usize,
+    /// Tokens whose MLP runs at a time (0 = all).
+    pub mlp_chunk: usize,
 }
 
 /// A block's weight matrices dequantized to f32 (reused buffer, one block at a time).
@@ -207,6 +209,32 @@ impl Backend for CpuBackend<'_> {
     fn copy(&self, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
         dst.copy_from_slice(src);
         Ok(())
+    }
+
+    fn copy_rows(
+        &self,
+        src: &Vec<f32>,
+        src_row: usize,
+        dst: &mut Vec<f32>,
+        dst_row: usize,
+        rows: usize,
+        width: usize,
+    ) -> Result<()> {
+        let n = rows * width;
+        let (s0, d0) = (src_row * width, dst_row * width);
+        if s0 + n > src.len() || d0 + n > dst.len() {
+            return Err(TrainError::shape(
+                "row copy",
+                (s0 + n, d0 + n),
+                (src.len(), dst.len()),
+            ));
+        }
+        dst[d0..d0 + n].copy_from_slice(&src[s0..s0 + n]);
+        Ok(())
+    }
+
+    fn mlp_chunk(&self) -> usize {
+        self.mlp_chunk
     }
 
     fn fill_zero(&self, b: &mut Vec<f32>) -> Result<()> {

@@ -184,6 +184,8 @@ pub(crate) struct CudaBackend {
     pub row_chunk: usize,
     /// Bytes of attention scores (and as many of their gradients) held at a time.
     pub attn_budget: usize,
+    /// Tokens whose MLP runs at a time (0 = all).
+    pub mlp_chunk: usize,
     pub scratch: Mutex<Scratch>,
 }
 
@@ -334,6 +336,39 @@ impl Backend for CudaBackend {
                 Arg::L(src.len as i64),
             ],
         )
+    }
+
+    fn copy_rows(
+        &self,
+        src: &DBuf,
+        src_row: usize,
+        dst: &mut DBuf,
+        dst_row: usize,
+        rows: usize,
+        width: usize,
+    ) -> Result<()> {
+        let n = rows * width;
+        let (s0, d0) = (src_row * width, dst_row * width);
+        if s0 + n > src.len || d0 + n > dst.len {
+            return Err(TrainError::shape(
+                "row copy",
+                (s0 + n, d0 + n),
+                (src.len, dst.len),
+            ));
+        }
+        self.gpu.launch_n(
+            "copy_f32",
+            n,
+            &[
+                Arg::P(self.p(src) + f32s(s0) as u64),
+                Arg::P(self.p(dst) + f32s(d0) as u64),
+                Arg::L(n as i64),
+            ],
+        )
+    }
+
+    fn mlp_chunk(&self) -> usize {
+        self.mlp_chunk
     }
 
     fn fill_zero(&self, b: &mut DBuf) -> Result<()> {
@@ -645,9 +680,9 @@ impl Backend for CudaBackend {
         g.resize(&mut c.kg, t * hp.kv_dim())?;
         g.resize(&mut c.vg, t * hp.kv_dim())?;
         g.resize(&mut c.og, t * hp.q_dim())?;
-        self.group_major(q, &c.qg, t, ng, rep, true)?;
-        self.group_major(k, &c.kg, t, ng, 1, true)?;
-        self.group_major(v, &c.vg, t, ng, 1, true)?;
+        self.group_major(q, &c.qg, t, ng, rep)?;
+        self.group_major(k, &c.kg, t, ng, 1)?;
+        self.group_major(v, &c.vg, t, ng, 1)?;
         let scale = 1.0 / (hd as f32).sqrt();
         for &(off, len) in &batch.seqs {
             let qc = self.query_chunk(len);
@@ -698,7 +733,7 @@ impl Backend for CudaBackend {
         g.resize(&mut c.dqg, t * hp.q_dim())?;
         g.resize(&mut c.dkg, t * hp.kv_dim())?;
         g.resize(&mut c.dvg, t * hp.kv_dim())?;
-        self.group_major(dout, &c.dog, t, ng, rep, true)?;
+        self.group_major(dout, &c.dog, t, ng, rep)?;
         self.fill_zero(&mut c.dkg)?;
         self.fill_zero(&mut c.dvg)?;
         let scale = 1.0 / (hd as f32).sqrt();
@@ -1083,15 +1118,7 @@ impl CudaBackend {
     }
 
     /// Token-major `[t, ng·rep·hd]` → group-major `[ng][t][rep][hd]`.
-    fn group_major(
-        &self,
-        x: &DBuf,
-        y: &DBuf,
-        t: usize,
-        ng: usize,
-        rep: usize,
-        _fwd: bool,
-    ) -> Result<()> {
+    fn group_major(&self, x: &DBuf, y: &DBuf, t: usize, ng: usize, rep: usize) -> Result<()> {
         let hd = self.model.hp.head_dim;
         fdim(x, "group-major input", t * ng * rep * hd)?;
         self.gpu.launch_n(

@@ -450,6 +450,7 @@ impl Gpu {
             self.stream
                 .memcpy_dtoh(&src.slice(..n), &mut out)
                 .map_err(|e| dev_err("device-to-host copy", e))?;
+            self.sync()?;
         }
         Ok(out)
     }
@@ -491,6 +492,7 @@ impl Gpu {
 
     /// `C = alpha · op(A) · op(B) + beta · C` on row-major matrices (see [`DMat`]); `c` is
     /// never transposed. `batch` runs `count` products at the given element strides.
+    #[allow(clippy::too_many_arguments)]
     pub fn gemm(
         &self,
         alpha: f32,

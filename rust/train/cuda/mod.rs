@@ -63,6 +63,9 @@ pub struct CudaOptions {
     pub row_chunk: usize,
     /// Bytes of attention probabilities held at a time (as many again for their gradients).
     pub attn_budget_bytes: usize,
+    /// Tokens whose MLP intermediates (`[tokens, n_ff]`, the largest activations) are held at
+    /// a time; 0 = all tokens of a call.
+    pub mlp_chunk: usize,
 }
 
 impl Default for CudaOptions {
@@ -73,6 +76,7 @@ impl Default for CudaOptions {
             vocab_chunk: 16_384,
             row_chunk: 4096,
             attn_budget_bytes: 512 << 20,
+            mlp_chunk: 4096,
         }
     }
 }
@@ -100,6 +104,7 @@ impl CudaTransformer {
                 vocab_chunk: opts.vocab_chunk,
                 row_chunk: opts.row_chunk,
                 attn_budget: opts.attn_budget_bytes,
+                mlp_chunk: opts.mlp_chunk,
                 scratch: Mutex::new(Scratch::default()),
             },
             ws: Mutex::new(Workspace::default()),
@@ -435,7 +440,10 @@ impl CudaTransformer {
     pub fn workspace_bytes(&self) -> usize {
         let ws = self.lock();
         let be = &self.be;
-        ws.hs.iter().map(|h| be.bytes(h)).sum::<usize>()
+        [&ws.hs, &ws.cur, &ws.nxt, &ws.dh, &ws.out, &ws.xf]
+            .iter()
+            .map(|b| be.bytes(b))
+            .sum::<usize>()
             + ws.acts.bytes(be)
             + ws.grads.bytes(be)
             + be.layer_bytes(&ws.layer)

@@ -6,6 +6,30 @@ use crate::train::backend::{Backend, Norm};
 use crate::train::error::Result;
 use crate::train::lora::LoraTarget;
 
+/// Activations of the MLP half of a block for a run of tokens (all of them, or one chunk).
+pub(crate) struct MlpActs<B: Backend> {
+    pub xn2: B::Buf,
+    pub inv2: B::Buf,
+    pub g: B::Buf,
+    pub u: B::Buf,
+    pub act: B::Buf,
+    /// `x Aᵀ` of gate, up, down.
+    pub lora_u: [B::Buf; 3],
+}
+
+impl<B: Backend> Default for MlpActs<B> {
+    fn default() -> Self {
+        MlpActs {
+            xn2: B::Buf::default(),
+            inv2: B::Buf::default(),
+            g: B::Buf::default(),
+            u: B::Buf::default(),
+            act: B::Buf::default(),
+            lora_u: Default::default(),
+        }
+    }
+}
+
 /// Activations of one block for a batch of T tokens (reused across blocks).
 pub(crate) struct Acts<B: Backend> {
     pub xn1: B::Buf,
@@ -15,14 +39,15 @@ pub(crate) struct Acts<B: Backend> {
     pub v: B::Buf,
     pub att: B::Buf,
     pub h2: B::Buf,
-    pub xn2: B::Buf,
-    pub inv2: B::Buf,
-    pub g: B::Buf,
-    pub u: B::Buf,
-    pub act: B::Buf,
-    /// `x Aᵀ` per target (`[T, r]`), kept for the backward pass.
-    pub lora_u: [B::Buf; 7],
+    /// `x Aᵀ` of q, k, v, o, kept for the backward pass.
+    pub lora_u: [B::Buf; 4],
     pub attn: B::AttnCache,
+    pub mlp: MlpActs<B>,
+    /// A chunk of `h2`, of the block output and of its gradient (chunked MLP only).
+    pub hc: B::Buf,
+    pub oc: B::Buf,
+    pub dyc: B::Buf,
+    pub dxc: B::Buf,
 }
 
 impl<B: Backend> Default for Acts<B> {
@@ -35,54 +60,47 @@ impl<B: Backend> Default for Acts<B> {
             v: B::Buf::default(),
             att: B::Buf::default(),
             h2: B::Buf::default(),
-            xn2: B::Buf::default(),
-            inv2: B::Buf::default(),
-            g: B::Buf::default(),
-            u: B::Buf::default(),
-            act: B::Buf::default(),
             lora_u: Default::default(),
             attn: B::AttnCache::default(),
+            mlp: MlpActs::default(),
+            hc: B::Buf::default(),
+            oc: B::Buf::default(),
+            dyc: B::Buf::default(),
+            dxc: B::Buf::default(),
         }
     }
 }
 
 impl<B: Backend> Acts<B> {
     pub fn bytes(&self, be: &B) -> usize {
-        [
-            &self.xn1, &self.inv1, &self.q, &self.k, &self.v, &self.att, &self.h2, &self.xn2,
-            &self.inv2, &self.g, &self.u, &self.act,
-        ]
-        .iter()
-        .chain(self.lora_u.iter().collect::<Vec<_>>().iter())
-        .map(|b| be.bytes(b))
-        .sum::<usize>()
+        let m = &self.mlp;
+        let bufs = [
+            &self.xn1, &self.inv1, &self.q, &self.k, &self.v, &self.att, &self.h2, &self.hc,
+            &self.oc, &self.dyc, &self.dxc, &m.xn2, &m.inv2, &m.g, &m.u, &m.act,
+        ];
+        bufs.iter()
+            .copied()
+            .chain(self.lora_u.iter())
+            .chain(m.lora_u.iter())
+            .map(|b| be.bytes(b))
+            .sum::<usize>()
             + be.attn_cache_bytes(&self.attn)
     }
 }
 
-/// Gradient scratch of one block (reused across blocks).
-pub(crate) struct Grads<B: Backend> {
-    pub dh2: B::Buf,
+/// Gradient scratch of the MLP half (and the shared LoRA / norm-input scratch).
+pub(crate) struct MlpGrads<B: Backend> {
     pub dxn: B::Buf,
-    pub datt: B::Buf,
-    pub dq: B::Buf,
-    pub dk: B::Buf,
-    pub dv: B::Buf,
     pub dact: B::Buf,
     pub dg: B::Buf,
     pub du: B::Buf,
     pub dlora: B::Buf,
 }
 
-impl<B: Backend> Default for Grads<B> {
+impl<B: Backend> Default for MlpGrads<B> {
     fn default() -> Self {
-        Grads {
-            dh2: B::Buf::default(),
+        MlpGrads {
             dxn: B::Buf::default(),
-            datt: B::Buf::default(),
-            dq: B::Buf::default(),
-            dk: B::Buf::default(),
-            dv: B::Buf::default(),
             dact: B::Buf::default(),
             dg: B::Buf::default(),
             du: B::Buf::default(),
@@ -91,19 +109,35 @@ impl<B: Backend> Default for Grads<B> {
     }
 }
 
+/// Gradient scratch of one block (reused across blocks).
+pub(crate) struct Grads<B: Backend> {
+    pub dh2: B::Buf,
+    pub datt: B::Buf,
+    pub dq: B::Buf,
+    pub dk: B::Buf,
+    pub dv: B::Buf,
+    pub m: MlpGrads<B>,
+}
+
+impl<B: Backend> Default for Grads<B> {
+    fn default() -> Self {
+        Grads {
+            dh2: B::Buf::default(),
+            datt: B::Buf::default(),
+            dq: B::Buf::default(),
+            dk: B::Buf::default(),
+            dv: B::Buf::default(),
+            m: MlpGrads::default(),
+        }
+    }
+}
+
 impl<B: Backend> Grads<B> {
     pub fn bytes(&self, be: &B) -> usize {
+        let m = &self.m;
         [
-            &self.dh2,
-            &self.dxn,
-            &self.datt,
-            &self.dq,
-            &self.dk,
-            &self.dv,
-            &self.dact,
-            &self.dg,
-            &self.du,
-            &self.dlora,
+            &self.dh2, &self.datt, &self.dq, &self.dk, &self.dv, &m.dxn, &m.dact, &m.dg, &m.du,
+            &m.dlora,
         ]
         .iter()
         .map(|b| be.bytes(b))
@@ -120,6 +154,9 @@ pub(crate) struct Block<'a, B: Backend> {
     pub lora: Option<&'a B::Lora>,
     /// Tokens in the batch.
     pub n: usize,
+    /// Tokens whose MLP runs at a time (0 = all): the `[tokens, n_ff]` intermediates are the
+    /// largest activations, so backends with little memory bound them.
+    pub mlp_chunk: usize,
 }
 
 impl<B: Backend> Block<'_, B> {
@@ -132,18 +169,79 @@ impl<B: Backend> Block<'_, B> {
         self.be.linear(self.layer, self.l, t, self.lora, x, y, u)
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn linear_bwd(
+        &self,
+        t: LoraTarget,
+        x: &B::Buf,
+        u: &B::Buf,
+        dy: &B::Buf,
+        dx: &mut B::Buf,
+        accumulate: bool,
+        du: &mut B::Buf,
+        grads: &mut B::Lora,
+    ) -> Result<()> {
+        self.be.linear_bwd(
+            self.layer, self.l, t, self.lora, x, u, dy, dx, accumulate, du, grads,
+        )
+    }
+
+    /// Token chunks of the MLP: `(first row, rows)`; one chunk when not chunked.
+    fn mlp_chunks(&self) -> Vec<(usize, usize)> {
+        let c = if self.mlp_chunk == 0 {
+            self.n
+        } else {
+            self.mlp_chunk
+        };
+        (0..self.n)
+            .step_by(c.max(1))
+            .map(|r0| (r0, c.min(self.n - r0)))
+            .collect()
+    }
+
+    fn chunked(&self) -> bool {
+        self.mlp_chunk > 0 && self.mlp_chunk < self.n
+    }
+
     /// Runs the block on `h` (`[T, d]`), writing the output into `out` (sized by the caller)
-    /// and keeping every activation needed by [`Block::backward`] in `a`.
+    /// and keeping the activations [`Block::backward`] needs in `a`.
     pub fn forward(&self, h: &B::Buf, a: &mut Acts<B>, out: &mut B::Buf) -> Result<()> {
+        self.forward_attn(h, a)?;
+        let d = self.be.hp().n_embd;
+        if !self.chunked() {
+            return self.forward_mlp(&a.h2, &mut a.mlp, out, self.n);
+        }
+        for (r0, rows) in self.mlp_chunks() {
+            self.sized(&mut a.hc, rows * d)?;
+            self.sized(&mut a.oc, rows * d)?;
+            self.be.copy_rows(&a.h2, r0, &mut a.hc, 0, rows, d)?;
+            self.forward_mlp(&a.hc, &mut a.mlp, &mut a.oc, rows)?;
+            self.be.copy_rows(&a.oc, 0, out, r0, rows, d)?;
+        }
+        Ok(())
+    }
+
+    /// What [`Block::backward`] needs of a forward pass on `h` (the attention half, and the
+    /// MLP too when it is not chunked; `out` receives the block output then).
+    pub fn recompute(&self, h: &B::Buf, a: &mut Acts<B>, out: &mut B::Buf) -> Result<()> {
+        if self.chunked() {
+            self.forward_attn(h, a)
+        } else {
+            self.forward(h, a, out)
+        }
+    }
+
+    /// Attention half: `h2 = h + o(attention(rope(q), rope(k), v))` over `rmsnorm(h)`.
+    fn forward_attn(&self, h: &B::Buf, a: &mut Acts<B>) -> Result<()> {
         let be = self.be;
         let hp = be.hp();
         let (n, l) = (self.n, self.l);
-        let (d, qd, kvd, ff) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff);
+        let (d, qd, kvd) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
         self.sized(&mut a.xn1, n * d)?;
         self.sized(&mut a.inv1, n)?;
         be.rmsnorm_fwd(Norm::Attn(l), h, &mut a.xn1, &mut a.inv1)?;
         be.tap(l, "attn_norm", &a.xn1)?;
-        let [uq, uk, uv, uo, ug, uu, udn] = &mut a.lora_u;
+        let [uq, uk, uv, uo] = &mut a.lora_u;
         self.sized(&mut a.q, n * qd)?;
         self.sized(&mut a.k, n * kvd)?;
         self.sized(&mut a.v, n * kvd)?;
@@ -165,29 +263,100 @@ impl<B: Backend> Block<'_, B> {
         self.linear(LoraTarget::O, &a.att, &mut a.h2, uo)?;
         be.tap(l, "attn_out", &a.h2)?;
         be.add(&mut a.h2, h)?;
-        be.tap(l, "ffn_inp", &a.h2)?;
-        self.sized(&mut a.xn2, n * d)?;
-        self.sized(&mut a.inv2, n)?;
-        be.rmsnorm_fwd(Norm::Ffn(l), &a.h2, &mut a.xn2, &mut a.inv2)?;
-        be.tap(l, "ffn_norm", &a.xn2)?;
-        self.sized(&mut a.g, n * ff)?;
-        self.sized(&mut a.u, n * ff)?;
-        self.linear(LoraTarget::Gate, &a.xn2, &mut a.g, ug)?;
-        self.linear(LoraTarget::Up, &a.xn2, &mut a.u, uu)?;
-        be.tap(l, "ffn_gate", &a.g)?;
-        be.tap(l, "ffn_up", &a.u)?;
-        self.sized(&mut a.act, n * ff)?;
-        be.swiglu_fwd(&a.g, &a.u, &mut a.act)?;
-        be.tap(l, "ffn_swiglu", &a.act)?;
-        self.linear(LoraTarget::Down, &a.act, out, udn)?;
+        be.tap(l, "ffn_inp", &a.h2)
+    }
+
+    /// MLP half on `rows` tokens: `out = x + down(swiglu(gate(xn), up(xn)))`, `xn = rmsnorm(x)`.
+    fn forward_mlp(
+        &self,
+        x: &B::Buf,
+        m: &mut MlpActs<B>,
+        out: &mut B::Buf,
+        rows: usize,
+    ) -> Result<()> {
+        let be = self.be;
+        let hp = be.hp();
+        let l = self.l;
+        let (d, ff) = (hp.n_embd, hp.n_ff);
+        self.sized(&mut m.xn2, rows * d)?;
+        self.sized(&mut m.inv2, rows)?;
+        be.rmsnorm_fwd(Norm::Ffn(l), x, &mut m.xn2, &mut m.inv2)?;
+        be.tap(l, "ffn_norm", &m.xn2)?;
+        let [ug, uu, udn] = &mut m.lora_u;
+        self.sized(&mut m.g, rows * ff)?;
+        self.sized(&mut m.u, rows * ff)?;
+        self.linear(LoraTarget::Gate, &m.xn2, &mut m.g, ug)?;
+        self.linear(LoraTarget::Up, &m.xn2, &mut m.u, uu)?;
+        be.tap(l, "ffn_gate", &m.g)?;
+        be.tap(l, "ffn_up", &m.u)?;
+        self.sized(&mut m.act, rows * ff)?;
+        be.swiglu_fwd(&m.g, &m.u, &mut m.act)?;
+        be.tap(l, "ffn_swiglu", &m.act)?;
+        self.linear(LoraTarget::Down, &m.act, out, udn)?;
         be.tap(l, "ffn_out", out)?;
-        be.add(out, &a.h2)?;
+        be.add(out, x)?;
         be.tap(l, "l_out", out)
+    }
+
+    /// Backward of [`Block::forward_mlp`] on `rows` tokens with input `x`: LoRA gradients of
+    /// gate, up and down into `grads`, and `dx += ∂L/∂x` through the norm (the residual part
+    /// of `dx` is the caller's).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_mlp(
+        &self,
+        x: &B::Buf,
+        m: &MlpActs<B>,
+        dy: &B::Buf,
+        dx: &mut B::Buf,
+        g: &mut MlpGrads<B>,
+        grads: &mut B::Lora,
+        rows: usize,
+    ) -> Result<()> {
+        let be = self.be;
+        let hp = be.hp();
+        let (d, ff) = (hp.n_embd, hp.n_ff);
+        let [ug, uu, udn] = &m.lora_u;
+        self.sized(&mut g.dact, rows * ff)?;
+        self.linear_bwd(
+            LoraTarget::Down,
+            &m.act,
+            udn,
+            dy,
+            &mut g.dact,
+            false,
+            &mut g.dlora,
+            grads,
+        )?;
+        self.sized(&mut g.dg, rows * ff)?;
+        self.sized(&mut g.du, rows * ff)?;
+        be.swiglu_bwd(&m.g, &m.u, &g.dact, &mut g.dg, &mut g.du)?;
+        self.sized(&mut g.dxn, rows * d)?;
+        self.linear_bwd(
+            LoraTarget::Gate,
+            &m.xn2,
+            ug,
+            &g.dg,
+            &mut g.dxn,
+            false,
+            &mut g.dlora,
+            grads,
+        )?;
+        self.linear_bwd(
+            LoraTarget::Up,
+            &m.xn2,
+            uu,
+            &g.du,
+            &mut g.dxn,
+            true,
+            &mut g.dlora,
+            grads,
+        )?;
+        be.rmsnorm_bwd(Norm::Ffn(self.l), x, &m.inv2, &g.dxn, dx)
     }
 
     /// Given `dh` = ∂L/∂(block output), accumulates LoRA gradients into `grads` and
     /// overwrites `dh` with ∂L/∂(block input). `h` is the block input and `a` the
-    /// activations of [`Block::forward`] on it.
+    /// activations of [`Block::recompute`] on it.
     pub fn backward(
         &self,
         h: &B::Buf,
@@ -199,67 +368,36 @@ impl<B: Backend> Block<'_, B> {
         let be = self.be;
         let hp = be.hp();
         let (n, l) = (self.n, self.l);
-        let (d, qd, kvd, ff) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff);
-        let lb = |t: LoraTarget,
-                  x: &B::Buf,
-                  u: &B::Buf,
-                  dy: &B::Buf,
-                  dx: &mut B::Buf,
-                  acc: bool,
-                  du: &mut B::Buf,
-                  grads: &mut B::Lora| {
-            be.linear_bwd(self.layer, l, t, self.lora, x, u, dy, dx, acc, du, grads)
-        };
-        let [uq, uk, uv, uo, ug, uu, udn] = &a.lora_u;
-        // MLP: out = h2 + down(swiglu(gate(xn2), up(xn2)))
+        let (d, qd, kvd) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
+        // MLP: out = h2 + mlp(h2)
         self.sized(&mut g.dh2, n * d)?;
         be.copy(dh, &mut g.dh2)?;
-        self.sized(&mut g.dact, n * ff)?;
-        lb(
-            LoraTarget::Down,
-            &a.act,
-            udn,
-            dh,
-            &mut g.dact,
-            false,
-            &mut g.dlora,
-            grads,
-        )?;
-        self.sized(&mut g.dg, n * ff)?;
-        self.sized(&mut g.du, n * ff)?;
-        be.swiglu_bwd(&a.g, &a.u, &g.dact, &mut g.dg, &mut g.du)?;
-        self.sized(&mut g.dxn, n * d)?;
-        lb(
-            LoraTarget::Gate,
-            &a.xn2,
-            ug,
-            &g.dg,
-            &mut g.dxn,
-            false,
-            &mut g.dlora,
-            grads,
-        )?;
-        lb(
-            LoraTarget::Up,
-            &a.xn2,
-            uu,
-            &g.du,
-            &mut g.dxn,
-            true,
-            &mut g.dlora,
-            grads,
-        )?;
-        be.rmsnorm_bwd(Norm::Ffn(l), &a.h2, &a.inv2, &g.dxn, &mut g.dh2)?;
+        if !self.chunked() {
+            self.backward_mlp(&a.h2, &a.mlp, dh, &mut g.dh2, &mut g.m, grads, n)?;
+        } else {
+            for (r0, rows) in self.mlp_chunks() {
+                for b in [&mut a.hc, &mut a.oc, &mut a.dyc, &mut a.dxc] {
+                    self.sized(b, rows * d)?;
+                }
+                be.copy_rows(&a.h2, r0, &mut a.hc, 0, rows, d)?;
+                self.forward_mlp(&a.hc, &mut a.mlp, &mut a.oc, rows)?;
+                be.copy_rows(dh, r0, &mut a.dyc, 0, rows, d)?;
+                be.copy_rows(&g.dh2, r0, &mut a.dxc, 0, rows, d)?;
+                self.backward_mlp(&a.hc, &a.mlp, &a.dyc, &mut a.dxc, &mut g.m, grads, rows)?;
+                be.copy_rows(&a.dxc, 0, &mut g.dh2, r0, rows, d)?;
+            }
+        }
+        let [uq, uk, uv, uo] = &a.lora_u;
         // Attention: h2 = h + o(att)
         self.sized(&mut g.datt, n * qd)?;
-        lb(
+        self.linear_bwd(
             LoraTarget::O,
             &a.att,
             uo,
             &g.dh2,
             &mut g.datt,
             false,
-            &mut g.dlora,
+            &mut g.m.dlora,
             grads,
         )?;
         self.sized(&mut g.dq, n * qd)?;
@@ -278,37 +416,38 @@ impl<B: Backend> Block<'_, B> {
         )?;
         be.rope(self.batch, &mut g.dq, hp.n_head, true)?;
         be.rope(self.batch, &mut g.dk, hp.n_head_kv, true)?;
-        lb(
+        self.sized(&mut g.m.dxn, n * d)?;
+        self.linear_bwd(
             LoraTarget::Q,
             &a.xn1,
             uq,
             &g.dq,
-            &mut g.dxn,
+            &mut g.m.dxn,
             false,
-            &mut g.dlora,
+            &mut g.m.dlora,
             grads,
         )?;
-        lb(
+        self.linear_bwd(
             LoraTarget::K,
             &a.xn1,
             uk,
             &g.dk,
-            &mut g.dxn,
+            &mut g.m.dxn,
             true,
-            &mut g.dlora,
+            &mut g.m.dlora,
             grads,
         )?;
-        lb(
+        self.linear_bwd(
             LoraTarget::V,
             &a.xn1,
             uv,
             &g.dv,
-            &mut g.dxn,
+            &mut g.m.dxn,
             true,
-            &mut g.dlora,
+            &mut g.m.dlora,
             grads,
         )?;
-        be.rmsnorm_bwd(Norm::Attn(l), h, &a.inv1, &g.dxn, &mut g.dh2)?;
+        be.rmsnorm_bwd(Norm::Attn(l), h, &a.inv1, &g.m.dxn, &mut g.dh2)?;
         be.copy(&g.dh2, dh)
     }
 }

@@ -109,6 +109,9 @@ pub struct Transformer {
     /// Rows of the output projection dequantized at a time (default 8192): the projection
     /// is never expanded whole.
     pub vocab_chunk: usize,
+    /// Tokens whose MLP intermediates are held at a time in forward/backward (0, the
+    /// default: all tokens of a call).
+    pub mlp_chunk: usize,
     /// In [`Transformer::logprobs`] only: round the inputs of every frozen-weight product the
     /// way llama.cpp's CPU backend does for the weight's type (Q8_1 blocks for Q4_1 weights,
     /// …), to compare with llama.cpp on quantized models. Default false (f32 activations).
@@ -130,6 +133,7 @@ impl Transformer {
             pool,
             logit_chunk: 128,
             vocab_chunk: 8192,
+            mlp_chunk: 0,
             round_acts_like_llama: false,
             debug_tap: None,
         })
@@ -169,6 +173,7 @@ impl Transformer {
             },
             row_chunk: self.logit_chunk.max(1),
             vocab_chunk: self.vocab_chunk.max(1),
+            mlp_chunk: self.mlp_chunk,
         }
     }
 

@@ -14,8 +14,12 @@ pub(crate) struct Workspace<B: Backend> {
     pub layer: B::Layer,
     pub acts: Acts<B>,
     pub grads: Grads<B>,
-    /// Block inputs `h_0 … h_L` kept for recomputation (backward), or `[h, next]` (forward).
-    pub hs: Vec<B::Buf>,
+    /// Block inputs `h_0 … h_L` kept for recomputation, one `[(L + 1)·T, d]` buffer (one
+    /// allocation: a single large block, returned whole when freed).
+    pub hs: B::Buf,
+    /// The block input and output being worked on.
+    pub cur: B::Buf,
+    pub nxt: B::Buf,
     pub xf: B::Buf,
     pub inv: B::Buf,
     pub lse: B::Buf,
@@ -29,26 +33,15 @@ impl<B: Backend> Default for Workspace<B> {
             layer: B::Layer::default(),
             acts: Acts::default(),
             grads: Grads::default(),
-            hs: Vec::new(),
+            hs: B::Buf::default(),
+            cur: B::Buf::default(),
+            nxt: B::Buf::default(),
             xf: B::Buf::default(),
             inv: B::Buf::default(),
             lse: B::Buf::default(),
             dh: B::Buf::default(),
             out: B::Buf::default(),
         }
-    }
-}
-
-impl<B: Backend> Workspace<B> {
-    /// At least `n` block-input buffers, each sized `len`.
-    fn checkpoints(&mut self, be: &B, n: usize, len: usize) -> Result<()> {
-        while self.hs.len() < n {
-            self.hs.push(B::Buf::default());
-        }
-        for h in &mut self.hs[..n] {
-            be.resize(h, len)?;
-        }
-        Ok(())
     }
 }
 
@@ -65,9 +58,9 @@ pub(crate) fn forward<B: Backend>(
     let hp = be.hp().clone();
     let batch = be.batch(lay)?;
     let (n, d) = (lay.n_tokens(), hp.n_embd);
-    ws.checkpoints(be, 2, n * d)?;
-    let (first, rest) = ws.hs.split_at_mut(1);
-    let (mut h, mut next) = (&mut first[0], &mut rest[0]);
+    be.resize(&mut ws.cur, n * d)?;
+    be.resize(&mut ws.nxt, n * d)?;
+    let (mut h, mut next) = (&mut ws.cur, &mut ws.nxt);
     be.embed(&batch, h)?;
     for l in 0..hp.n_layer {
         be.load_layer(l, &mut ws.layer)?;
@@ -78,6 +71,7 @@ pub(crate) fn forward<B: Backend>(
             l,
             lora,
             n,
+            mlp_chunk: be.mlp_chunk(),
         };
         blk.forward(h, &mut ws.acts, next)?;
         std::mem::swap(&mut h, &mut next);
@@ -122,8 +116,11 @@ where
     let hp = be.hp().clone();
     let batch = be.batch(lay)?;
     let (n, d, nl) = (lay.n_tokens(), hp.n_embd, hp.n_layer);
-    ws.checkpoints(be, nl + 1, n * d)?;
-    be.embed(&batch, &mut ws.hs[0])?;
+    be.resize(&mut ws.hs, (nl + 1) * n * d)?;
+    be.resize(&mut ws.cur, n * d)?;
+    be.resize(&mut ws.nxt, n * d)?;
+    be.embed(&batch, &mut ws.cur)?;
+    be.copy_rows(&ws.cur, 0, &mut ws.hs, 0, n, d)?;
     for l in 0..nl {
         be.load_layer(l, &mut ws.layer)?;
         let blk = Block {
@@ -133,13 +130,15 @@ where
             l,
             lora: Some(lora),
             n,
+            mlp_chunk: be.mlp_chunk(),
         };
-        let (done, rest) = ws.hs.split_at_mut(l + 1);
-        blk.forward(&done[l], &mut ws.acts, &mut rest[0])?;
+        blk.forward(&ws.cur, &mut ws.acts, &mut ws.nxt)?;
+        be.copy_rows(&ws.nxt, 0, &mut ws.hs, (l + 1) * n, n, d)?;
+        std::mem::swap(&mut ws.cur, &mut ws.nxt);
     }
     be.resize(&mut ws.xf, n * d)?;
     be.resize(&mut ws.inv, n)?;
-    be.rmsnorm_fwd(Norm::Output, &ws.hs[nl], &mut ws.xf, &mut ws.inv)?;
+    be.rmsnorm_fwd(Norm::Output, &ws.cur, &mut ws.xf, &mut ws.inv)?;
     let mut lp = vec![0f32; lay.scored.len()];
     be.resize(&mut ws.lse, lay.scored.len())?;
     let head_scratch = be.head_fwd(&batch, &ws.xf, &mut lp, &mut ws.lse, None)?;
@@ -159,7 +158,7 @@ where
     be.fill_zero(&mut ws.out)?;
     be.head_bwd(&batch, &ws.xf, &ws.lse, &dflat, &mut ws.out)?;
     be.fill_zero(&mut ws.dh)?;
-    be.rmsnorm_bwd(Norm::Output, &ws.hs[nl], &ws.inv, &ws.out, &mut ws.dh)?;
+    be.rmsnorm_bwd(Norm::Output, &ws.cur, &ws.inv, &ws.out, &mut ws.dh)?;
     for l in (0..nl).rev() {
         be.load_layer(l, &mut ws.layer)?;
         let blk = Block {
@@ -169,17 +168,20 @@ where
             l,
             lora: Some(lora),
             n,
+            mlp_chunk: be.mlp_chunk(),
         };
-        blk.forward(&ws.hs[l], &mut ws.acts, &mut ws.out)?;
-        blk.backward(&ws.hs[l], &mut ws.acts, &mut ws.grads, &mut ws.dh, grads)?;
+        be.copy_rows(&ws.hs, l * n, &mut ws.cur, 0, n, d)?;
+        blk.recompute(&ws.cur, &mut ws.acts, &mut ws.out)?;
+        blk.backward(&ws.cur, &mut ws.acts, &mut ws.grads, &mut ws.dh, grads)?;
     }
     let bytes = |bs: &[&B::Buf]| bs.iter().map(|b| be.bytes(b)).sum::<usize>();
     let memory = MemoryReport {
         base_weights: 0,
         dense_layer: be.layer_bytes(&ws.layer),
         dense_head: head_scratch.weight,
-        checkpoints: ws.hs.iter().map(|h| be.bytes(h)).sum::<usize>()
-            + bytes(&[&ws.dh, &ws.out, &ws.xf, &ws.inv, &ws.lse]),
+        checkpoints: bytes(&[
+            &ws.hs, &ws.cur, &ws.nxt, &ws.dh, &ws.out, &ws.xf, &ws.inv, &ws.lse,
+        ]),
         activations: ws.acts.bytes(be),
         grad_scratch: ws.grads.bytes(be),
         logits_scratch: head_scratch.logits,

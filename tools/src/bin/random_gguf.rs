@@ -1,7 +1,7 @@
 //! Writes a random-weight GGUF of a real architecture, for tests and benchmarks.
 //!
 //! Usage: `cargo run --release --bin random_gguf -- <preset> <type> <out.gguf> [seed]
-//! [--vocab N] [--layers N] [--tokenizer-from MODEL.gguf]` with preset one of `tiny-llama`,
+//! [--vocab N] [--layers N] [--tied] [--tokenizer-from MODEL.gguf]` with preset one of `tiny-llama`,
 //! `tiny-qwen2`, `small-llama`, `small-qwen2` (d = 256, shapes every quantized type can
 //! store), `qwen2-0.5b`, `qwen2-1.5b`, `qwen2-7b`, `qwen2-14b`, and type one of
 //! `f32 f16 bf16 q4_0 q4_1 q8_0 q4_K q5_K q6_K`. `--tokenizer-from` copies a model's tokenizer
@@ -34,6 +34,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let mut pos = Vec::new();
     let (mut vocab, mut layers, mut tok_from) = (None, None, None::<PathBuf>);
+    let mut tied = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -41,6 +42,7 @@ fn run() -> Result<(), String> {
             "--vocab" => vocab = Some(val()?.parse::<usize>().map_err(|e| e.to_string())?),
             "--layers" => layers = Some(val()?.parse::<usize>().map_err(|e| e.to_string())?),
             "--tokenizer-from" => tok_from = Some(PathBuf::from(val()?)),
+            "--tied" => tied = true,
             _ => pos.push(a),
         }
     }
@@ -75,6 +77,7 @@ fn run() -> Result<(), String> {
     if let Some(l) = layers {
         spec.n_layer = l;
     }
+    spec.tied_output |= tied;
     if let Some(src) = tok_from {
         let g = GgufFile::open(&src).map_err(|e| e.to_string())?;
         if let Some(fmr::train::weights::GgufValue::Array(n)) = g.get("tokenizer.ggml.tokens") {
