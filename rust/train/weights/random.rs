@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::ggml::{quantize, GgmlType, GgufBuilder, GgufFile, GgufValue};
 use super::model::Arch;
 use crate::train::error::{Result, TrainError};
@@ -146,7 +148,8 @@ enum Init {
 }
 
 /// Writes a random-weight GGUF for `spec` to `path` (tokenizer model "none", so llama.cpp loads it
-/// with `vocab_size` dummy tokens). Memory use is one tensor at a time.
+/// with `vocab_size` dummy tokens). Memory use is one tensor at a time; quantization runs on
+/// the current rayon pool.
 pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
     spec.validate()?;
     let a = spec.arch.name();
@@ -293,7 +296,15 @@ pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
             Init::Norm => vals.extend((0..n).map(|_| 1.0 + rng.uniform(-0.2, 0.2))),
             Init::Bias => vals.extend((0..n).map(|_| rng.uniform(-0.1, 0.1))),
         }
-        out.extend(quantize(*ty, &vals, ne[0])?);
+        // Quantized in parallel over row blocks (ggml's quantizer is row-wise and reentrant).
+        let rows_per = ((1 << 20) / ne[0]).max(1);
+        let parts: Vec<Result<Vec<u8>>> = vals
+            .par_chunks(rows_per * ne[0])
+            .map(|c| quantize(*ty, c, ne[0]))
+            .collect();
+        for p in parts {
+            out.extend(p?);
+        }
         Ok(())
     })
 }

@@ -1,7 +1,8 @@
 //! Device checks of the CUDA trainer against the CPU trainer, on random-weight models of every
 //! supported architecture (llama, qwen2), F32 and Q4_K weights, in both GPU precisions:
 //! weight expansion bit-exact with ggml, per-token log-probs, LoRA gradients of the GRPO loss,
-//! AdamW, and three GRPO updates side by side. Prints `PASS`/`FAIL` lines; exits 1 on a failure.
+//! AdamW, the loss kernels, and three GRPO updates side by side. The GPU runs with small chunks
+//! (vocabulary, scored rows, attention query rows, MLP tokens) so every chunked path is taken. Prints `PASS`/`FAIL` lines; exits 1 on a failure.
 //!
 //! Usage: `cuda_check [--dir DIR] [--threads N]` (DIR receives the random models, default
 //! `cuda-check-models`). Needs a build with `--features cuda-train` and a GPU.
@@ -188,6 +189,7 @@ fn check_model(t: &mut Tally, model: &Arc<GgufModel>, threads: usize, name: &str
             vocab_chunk: 300,
             row_chunk: 50,
             attn_budget_bytes: 4 * hp.n_head * 200 * 64,
+            mlp_chunk: 100,
             ..CudaOptions::default()
         };
         let tag = format!("{name} {precision:?}");
