@@ -118,7 +118,10 @@ fn preload_from_env() -> Result<()> {
     let r = DONE.get_or_init(|| match std::env::var_os(LIB_DIR_ENV) {
         Some(d) => preload_cuda_libraries(Path::new(&d))
             .map(|_| ())
-            .map_err(|e| e.to_string()),
+            .map_err(|e| match e {
+                TrainError::DeviceUnavailable(m) => m,
+                other => other.to_string(),
+            }),
         None => Ok(()),
     });
     r.clone().map_err(TrainError::DeviceUnavailable)
