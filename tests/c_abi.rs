@@ -129,3 +129,22 @@ fn c_example_is_clean_under_valgrind() {
         .arg(r#"{"n_samples": 2, "max_tokens": 6}"#));
     assert!(out.contains("vote:"), "{out}");
 }
+
+/// Threads × generators on one shared model with random cancels and deadlines: natively at a
+/// higher load, then under valgrind's DRD race detector (helgrind reports the double-checked
+/// `std::call_once` fast paths inside ggml and libgcc as races; DRD models them correctly).
+#[test]
+fn threads_share_a_model_with_random_cancels_and_deadlines_race_free() {
+    let dir = common::TempDir::new("c-stress");
+    let exe = dir.0.join("stress_threads");
+    compile("cc", "c11", "tests/c/stress_threads.c", &exe, &["-pthread"]);
+    let model = common::smollm2_path();
+    let out = run(Command::new(&exe).arg(&model).args(["4", "25", "11"]));
+    assert!(out.contains("100 solves done, 0 failed"), "{out}");
+    let out = run(Command::new("valgrind")
+        .args(["--tool=drd", "--error-exitcode=99", "--quiet"])
+        .arg(&exe)
+        .arg(&model)
+        .args(["3", "4", "7"]));
+    assert!(out.contains("12 solves done, 0 failed"), "{out}");
+}

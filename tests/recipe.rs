@@ -27,6 +27,7 @@ fn sft_config(out_dir: &Path, max_steps: u64) -> Value {
         "seed": 11,
         "max_steps": max_steps,
         "checkpoint_every": 2,
+        "chart": {},
         "lora": {"rank": 2, "alpha": 4, "targets": ["q", "v"]},
         "optimizer": {"lr": 1e-3, "schedule": {"kind": "constant", "warmup": 0}},
         "data": {"train": fixture("recipe_sft.jsonl"), "validation": fixture("recipe_sft_val.jsonl")},

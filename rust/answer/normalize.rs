@@ -104,7 +104,7 @@ const UNITS: &[&str] = &[
 /// bold, `\boxed`, LaTeX spacing/sizing, `\text{}` wrappers, units, degrees, `\$`, trailing
 /// periods, a leading `x =` (a single variable on the left of the only `=`), thousands
 /// separators at top level (`7,425,000`, `1 000`), and converts fractions, roots, `\pi`,
-/// relations and set braces (see [`crate::answer::latex`]). Whitespace is collapsed to single
+/// relations and set braces (see the `latex` module). Whitespace is collapsed to single
 /// spaces. Example: `"\\$\\dfrac{3}{4}\\text{ cm}."` → `"(3)/(4)"`.
 pub fn normalize(s: &str) -> String {
     normalize_with(s, true)

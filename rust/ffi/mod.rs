@@ -2,7 +2,7 @@
 //! - opaque handles `fmr_x`, created by `fmr_x_new`/`_load`, released by `fmr_x_free` (NULL is
 //!   a no-op);
 //! - fallible calls return `fmr_error*`, NULL on success; outputs are written only on success;
-//! - every exported body runs inside [`boundary::guard`], so a panic becomes `FMR_ERR_PANIC`;
+//! - every exported body runs inside `boundary::guard`, so a panic becomes `FMR_ERR_PANIC`;
 //! - strings are UTF-8 with explicit lengths; library-owned buffers have named free functions;
 //! - `const` handles may be used from several threads at once, non-`const` ones may not.
 #![allow(non_camel_case_types)]

@@ -23,7 +23,7 @@ pub struct TokenEvent<'a> {
     pub token: Token,
     /// The token's bytes (may be part of a UTF-8 sequence).
     pub piece: &'a [u8],
-    /// Its log-probability (see [`SampleResult::logprobs`]).
+    /// Its log-probability (see [`super::SampleResult::logprobs`]).
     pub logprob: f32,
     /// Tokens this sample has generated so far, this one included.
     pub n_generated: usize,

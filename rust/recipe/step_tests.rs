@@ -115,6 +115,14 @@ fn every_failing_stage_changes_nothing(stage: Stage, stages: &[StepStage]) {
     );
     assert_eq!(t.data_cursor(), clean.data_cursor());
     assert_eq!(t.metrics().rows().len(), clean.metrics().rows().len());
+
+    // The chart is drawn only when the configuration asks for it.
+    t.save_outputs().unwrap();
+    assert!(dir.join("adapter.gguf").is_file());
+    assert!(!dir.join("chart.png").exists(), "no chart was asked for");
+    t.cfg.chart = Some(super::config::ChartOptions::default());
+    t.save_outputs().unwrap();
+    assert!(dir.join("chart.png").is_file());
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);
 }
