@@ -47,6 +47,8 @@ pub(crate) trait Backend: Sync {
     type Batch;
     /// Attention intermediates kept from forward to backward (reused from block to block).
     type AttnCache: Default + Send;
+    /// Block inputs kept for recomputation (`f32`, or a compact format).
+    type Ckpt: Default + Send;
 
     /// Model dimensions.
     fn hp(&self) -> &crate::train::weights::HyperParams;
@@ -68,6 +70,28 @@ pub(crate) trait Backend: Sync {
         src_row: usize,
         dst: &mut Self::Buf,
         dst_row: usize,
+        rows: usize,
+        width: usize,
+    ) -> Result<()>;
+    /// Sets the length of a checkpoint store to `n` values.
+    fn ckpt_resize(&self, c: &mut Self::Ckpt, n: usize) -> Result<()>;
+    /// Bytes held by a checkpoint store.
+    fn ckpt_bytes(&self, c: &Self::Ckpt) -> usize;
+    /// Stores `rows` rows of `width` values of `src` at row `row0` of the store.
+    fn ckpt_store(
+        &self,
+        src: &Self::Buf,
+        c: &mut Self::Ckpt,
+        row0: usize,
+        rows: usize,
+        width: usize,
+    ) -> Result<()>;
+    /// Loads `rows` rows of `width` values from row `row0` of the store into `dst`.
+    fn ckpt_load(
+        &self,
+        c: &Self::Ckpt,
+        row0: usize,
+        dst: &mut Self::Buf,
         rows: usize,
         width: usize,
     ) -> Result<()>;

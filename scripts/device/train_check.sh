@@ -18,7 +18,8 @@
 #    on a small random llama with SmolLM2's tokenizer (rollouts on llama.cpp's CPU backend).
 # 3. GRPO update benchmark, Qwen2-1.5B shape (vocab 49152, bf16 weights), G = 8, prompt 256,
 #    completions 1024 and 4096, next to the transformers+PEFT anchor in the same run:
-#    targets ≤ 0.33 s and ≤ 4.2 GiB (1024), ≤ 1.0 s and ≤ 12 GiB (4096).
+#    targets ≤ 0.33 s and ≤ 4.2 GiB (1024), ≤ 1.0 s and ≤ 12 GiB (4096); then the same with a
+#    Q4_K base and bf16 block-input checkpoints (figures only).
 # 4. Qwen2-14B shape, Q4_K weights, G = 8, completions 16384 (micro-batches of one sequence):
 #    fits on the GPU; seconds per update and peak memory.
 set -uo pipefail
@@ -96,6 +97,13 @@ for C in 1024 4096; do
   else
     echo "anchor script not carried: no transformers+PEFT figure"
   fi
+done
+# The same shape with the recipe's kind of base (Q4_K) and bf16 block-input checkpoints: the
+# memory-lean setting (bf16 weights alone take 2.7 GiB of the 4.2 GiB target at this shape).
+"$BIN/random_gguf" qwen2-1.5b q4_K "$WORK/q15k.gguf" 1 --vocab 49152 | tee -a "$OUT/bench.txt"
+for C in 1024 4096; do
+  "$BIN/train_bench" --device cuda --model "$WORK/q15k.gguf" --seqs 8 --prompt 256 --completion "$C" \
+    --steps 3 --ckpt-bf16 2>&1 | grep RESULT | tee -a "$OUT/bench.txt"
 done
 
 fi

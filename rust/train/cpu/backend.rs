@@ -176,6 +176,7 @@ impl Backend for CpuBackend<'_> {
     type Lora = LoraWeights;
     type Batch = CpuBatch;
     type AttnCache = CpuAttnCache;
+    type Ckpt = Vec<f32>;
 
     fn hp(&self) -> &HyperParams {
         &self.model.hp
@@ -231,6 +232,36 @@ impl Backend for CpuBackend<'_> {
         }
         dst[d0..d0 + n].copy_from_slice(&src[s0..s0 + n]);
         Ok(())
+    }
+
+    fn ckpt_resize(&self, c: &mut Vec<f32>, n: usize) -> Result<()> {
+        self.resize(c, n)
+    }
+
+    fn ckpt_bytes(&self, c: &Vec<f32>) -> usize {
+        c.capacity() * 4
+    }
+
+    fn ckpt_store(
+        &self,
+        src: &Vec<f32>,
+        c: &mut Vec<f32>,
+        row0: usize,
+        rows: usize,
+        width: usize,
+    ) -> Result<()> {
+        self.copy_rows(src, 0, c, row0, rows, width)
+    }
+
+    fn ckpt_load(
+        &self,
+        c: &Vec<f32>,
+        row0: usize,
+        dst: &mut Vec<f32>,
+        rows: usize,
+        width: usize,
+    ) -> Result<()> {
+        self.copy_rows(c, row0, dst, 0, rows, width)
     }
 
     fn mlp_chunk(&self) -> usize {

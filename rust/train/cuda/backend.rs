@@ -186,6 +186,8 @@ pub(crate) struct CudaBackend {
     pub attn_budget: usize,
     /// Tokens whose MLP runs at a time (0 = all).
     pub mlp_chunk: usize,
+    /// Keep block inputs for recomputation in bf16 (half the memory of f32).
+    pub bf16_checkpoints: bool,
     pub scratch: Mutex<Scratch>,
 }
 
@@ -206,6 +208,14 @@ impl CudaBackend {
         match self.precision {
             Precision::Bf16 => Acc::Tf32,
             Precision::F32 => Acc::F32,
+        }
+    }
+
+    fn ckpt_elem(&self) -> usize {
+        if self.bf16_checkpoints {
+            2
+        } else {
+            4
         }
     }
 
@@ -286,6 +296,7 @@ impl Backend for CudaBackend {
     type Lora = DeviceLora;
     type Batch = CudaBatch;
     type AttnCache = CudaAttnCache;
+    type Ckpt = RawBuf;
 
     fn hp(&self) -> &HyperParams {
         &self.model.hp
@@ -365,6 +376,64 @@ impl Backend for CudaBackend {
                 Arg::L(n as i64),
             ],
         )
+    }
+
+    fn ckpt_resize(&self, c: &mut RawBuf, n: usize) -> Result<()> {
+        c.ensure(&self.gpu, n * self.ckpt_elem())?;
+        Ok(())
+    }
+
+    fn ckpt_bytes(&self, c: &RawBuf) -> usize {
+        c.bytes()
+    }
+
+    fn ckpt_store(
+        &self,
+        src: &DBuf,
+        c: &mut RawBuf,
+        row0: usize,
+        rows: usize,
+        width: usize,
+    ) -> Result<()> {
+        let n = rows * width;
+        fdim(src, "checkpoint source", n)?;
+        let el = self.ckpt_elem();
+        let dst = c.ensure(&self.gpu, (row0 + rows) * width * el)? + (row0 * width * el) as u64;
+        let k = if self.bf16_checkpoints {
+            "to_bf16"
+        } else {
+            "copy_f32"
+        };
+        self.gpu
+            .launch_n(k, n, &[Arg::P(self.p(src)), Arg::P(dst), Arg::L(n as i64)])
+    }
+
+    fn ckpt_load(
+        &self,
+        c: &RawBuf,
+        row0: usize,
+        dst: &mut DBuf,
+        rows: usize,
+        width: usize,
+    ) -> Result<()> {
+        let n = rows * width;
+        fdim(dst, "checkpoint destination", n)?;
+        let el = self.ckpt_elem();
+        if c.bytes() < (row0 + rows) * width * el {
+            return Err(TrainError::shape(
+                "checkpoint rows",
+                row0 + rows,
+                c.bytes() / (width * el),
+            ));
+        }
+        let src = c.mem.as_ref().map_or(0, |m| self.gpu.ptr(m)) + (row0 * width * el) as u64;
+        let k = if self.bf16_checkpoints {
+            "from_bf16"
+        } else {
+            "copy_f32"
+        };
+        self.gpu
+            .launch_n(k, n, &[Arg::P(src), Arg::P(self.p(dst)), Arg::L(n as i64)])
     }
 
     fn mlp_chunk(&self) -> usize {

@@ -24,11 +24,12 @@ use crate::train::error::{Result, TrainError};
 pub const KERNEL_SOURCE: &str = include_str!("kernels.cu");
 
 /// Every `extern "C"` kernel of [`KERNEL_SOURCE`] (the module loads each one).
-pub const KERNEL_NAMES: [&str; 31] = [
+pub const KERNEL_NAMES: [&str; 32] = [
     "dequant_f32",
     "dequant_bf16",
     "embed",
     "to_bf16",
+    "from_bf16",
     "add_inplace",
     "add_bias",
     "rmsnorm_fwd",

@@ -190,6 +190,12 @@ extern "C" __global__ void to_bf16(const float* x, u16* y, long long n) {
         y[i] = f32_to_bf16(x[i]);
 }
 
+extern "C" __global__ void from_bf16(const u16* x, float* y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x)
+        y[i] = bf16_to_f32(x[i]);
+}
+
 extern "C" __global__ void add_inplace(float* dst, const float* src, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
          i += (long long)gridDim.x * blockDim.x)

@@ -66,6 +66,9 @@ pub struct CudaOptions {
     /// Tokens whose MLP intermediates (`[tokens, n_ff]`, the largest activations) are held at
     /// a time; 0 = all tokens of a call.
     pub mlp_chunk: usize,
+    /// Keep the block inputs saved for the backward pass in bf16 instead of f32 (half their
+    /// memory; the backward pass then recomputes each block from a rounded input).
+    pub bf16_checkpoints: bool,
 }
 
 impl Default for CudaOptions {
@@ -77,6 +80,7 @@ impl Default for CudaOptions {
             row_chunk: 4096,
             attn_budget_bytes: 512 << 20,
             mlp_chunk: 4096,
+            bf16_checkpoints: false,
         }
     }
 }
@@ -105,6 +109,7 @@ impl CudaTransformer {
                 row_chunk: opts.row_chunk,
                 attn_budget: opts.attn_budget_bytes,
                 mlp_chunk: opts.mlp_chunk,
+                bf16_checkpoints: opts.bf16_checkpoints,
                 scratch: Mutex::new(Scratch::default()),
             },
             ws: Mutex::new(Workspace::default()),
@@ -440,10 +445,11 @@ impl CudaTransformer {
     pub fn workspace_bytes(&self) -> usize {
         let ws = self.lock();
         let be = &self.be;
-        [&ws.hs, &ws.cur, &ws.nxt, &ws.dh, &ws.out, &ws.xf]
+        [&ws.cur, &ws.nxt, &ws.dh, &ws.out, &ws.xf]
             .iter()
             .map(|b| be.bytes(b))
             .sum::<usize>()
+            + be.ckpt_bytes(&ws.hs)
             + ws.acts.bytes(be)
             + ws.grads.bytes(be)
             + be.layer_bytes(&ws.layer)

@@ -16,7 +16,7 @@ pub(crate) struct Workspace<B: Backend> {
     pub grads: Grads<B>,
     /// Block inputs `h_0 … h_L` kept for recomputation, one `[(L + 1)·T, d]` buffer (one
     /// allocation: a single large block, returned whole when freed).
-    pub hs: B::Buf,
+    pub hs: B::Ckpt,
     /// The block input and output being worked on.
     pub cur: B::Buf,
     pub nxt: B::Buf,
@@ -33,7 +33,7 @@ impl<B: Backend> Default for Workspace<B> {
             layer: B::Layer::default(),
             acts: Acts::default(),
             grads: Grads::default(),
-            hs: B::Buf::default(),
+            hs: B::Ckpt::default(),
             cur: B::Buf::default(),
             nxt: B::Buf::default(),
             xf: B::Buf::default(),
@@ -116,11 +116,11 @@ where
     let hp = be.hp().clone();
     let batch = be.batch(lay)?;
     let (n, d, nl) = (lay.n_tokens(), hp.n_embd, hp.n_layer);
-    be.resize(&mut ws.hs, (nl + 1) * n * d)?;
+    be.ckpt_resize(&mut ws.hs, (nl + 1) * n * d)?;
     be.resize(&mut ws.cur, n * d)?;
     be.resize(&mut ws.nxt, n * d)?;
     be.embed(&batch, &mut ws.cur)?;
-    be.copy_rows(&ws.cur, 0, &mut ws.hs, 0, n, d)?;
+    be.ckpt_store(&ws.cur, &mut ws.hs, 0, n, d)?;
     for l in 0..nl {
         be.load_layer(l, &mut ws.layer)?;
         let blk = Block {
@@ -133,7 +133,7 @@ where
             mlp_chunk: be.mlp_chunk(),
         };
         blk.forward(&ws.cur, &mut ws.acts, &mut ws.nxt)?;
-        be.copy_rows(&ws.nxt, 0, &mut ws.hs, (l + 1) * n, n, d)?;
+        be.ckpt_store(&ws.nxt, &mut ws.hs, (l + 1) * n, n, d)?;
         std::mem::swap(&mut ws.cur, &mut ws.nxt);
     }
     be.resize(&mut ws.xf, n * d)?;
@@ -170,7 +170,7 @@ where
             n,
             mlp_chunk: be.mlp_chunk(),
         };
-        be.copy_rows(&ws.hs, l * n, &mut ws.cur, 0, n, d)?;
+        be.ckpt_load(&ws.hs, l * n, &mut ws.cur, n, d)?;
         blk.recompute(&ws.cur, &mut ws.acts, &mut ws.out)?;
         blk.backward(&ws.cur, &mut ws.acts, &mut ws.grads, &mut ws.dh, grads)?;
     }
@@ -179,9 +179,8 @@ where
         base_weights: 0,
         dense_layer: be.layer_bytes(&ws.layer),
         dense_head: head_scratch.weight,
-        checkpoints: bytes(&[
-            &ws.hs, &ws.cur, &ws.nxt, &ws.dh, &ws.out, &ws.xf, &ws.inv, &ws.lse,
-        ]),
+        checkpoints: be.ckpt_bytes(&ws.hs)
+            + bytes(&[&ws.cur, &ws.nxt, &ws.dh, &ws.out, &ws.xf, &ws.inv, &ws.lse]),
         activations: ws.acts.bytes(be),
         grad_scratch: ws.grads.bytes(be),
         logits_scratch: head_scratch.logits,

@@ -182,17 +182,24 @@ fn check_model(t: &mut Tally, model: &Arc<GgufModel>, threads: usize, name: &str
     let gcfg = GrpoConfig::default();
     let mut g_cpu = w.zeros_like();
     let st_cpu = grpo_loss_and_grad(&cpu, &w, &batch, &gcfg, &mut g_cpu).expect("cpu grads");
-    for (precision, tol_lp, tol_g) in [(Precision::F32, 1e-4, 1e-3), (Precision::Bf16, 2e-3, 2e-2)]
-    {
+    for (precision, ckpt16, tol_lp, tol_g) in [
+        (Precision::F32, false, 1e-4, 1e-3),
+        (Precision::Bf16, false, 2e-3, 2e-2),
+        (Precision::Bf16, true, 2e-3, 2e-2),
+    ] {
         let opts = CudaOptions {
             precision,
+            bf16_checkpoints: ckpt16,
             vocab_chunk: 300,
             row_chunk: 50,
             attn_budget_bytes: 4 * hp.n_head * 200 * 64,
             mlp_chunk: 100,
             ..CudaOptions::default()
         };
-        let tag = format!("{name} {precision:?}");
+        let tag = format!(
+            "{name} {precision:?}{}",
+            if ckpt16 { " bf16-checkpoints" } else { "" }
+        );
         let gpu = match CudaTransformer::new(model.clone(), &opts) {
             Ok(g) => g,
             Err(e) => {
@@ -251,6 +258,9 @@ fn check_model(t: &mut Tally, model: &Arc<GgufModel>, threads: usize, name: &str
                 st.loss, st_cpu.loss
             ),
         );
+        if ckpt16 {
+            continue;
+        }
         // AdamW on the device from the CPU's gradients, against the host optimizer.
         let ocfg = AdamWConfig {
             lr: 1e-3,

@@ -7,7 +7,7 @@
 //!
 //! On a GPU (build with `--features cuda-train`):
 //! `train_bench --device cuda --model M.gguf [--steps N] [--seqs G] [--prompt P]
-//! [--completion C] [--micro-batch B] [--warmup W] [--precision bf16|f32]` times one GRPO update (reference
+//! [--completion C] [--micro-batch B] [--warmup W] [--precision bf16|f32] [--ckpt-bf16]` times one GRPO update (reference
 //! log-probs, forward, backward, AdamW; LoRA r = 16 on all seven projections, β = 0.04) and
 //! prints a `RESULT` line with seconds per update and peak device memory.
 
@@ -343,6 +343,7 @@ mod cuda {
         let hp = model.hp().clone();
         let opts = CudaOptions {
             precision,
+            bf16_checkpoints: args.iter().any(|a| a == "--ckpt-bf16"),
             ..CudaOptions::default()
         };
         let t_load = Instant::now();
@@ -429,9 +430,10 @@ mod cuda {
         let med = times[times.len() / 2];
         let tokens = g * (p + c);
         println!(
-            "RESULT train_bench device=cuda precision={precision:?} G={g} P={p} C={c} \
+            "RESULT train_bench device=cuda precision={precision:?} ckpt_bf16={} G={g} P={p} C={c} \
              micro_batch={mb} s_per_update={med:.3} train_tok_per_s={:.0} peak_gib={:.2} \
              workspace_gib={:.2}",
+            opts.bf16_checkpoints,
             tokens as f64 / med,
             peak as f64 / GIB,
             tf.workspace_bytes() as f64 / GIB
