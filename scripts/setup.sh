@@ -70,6 +70,25 @@ fetch_gemma3() {
   echo "setup: gemma3 assembled ($file)"
 }
 
+# NVRTC (PyPI nvidia-cuda-nvrtc, the CUDA 13.0 runtime compiler; no GPU or driver needed), for
+# the test that compiles every kernel of the CUDA trainer. Unpacked under the target directory;
+# the test finds it there (or in $FMR_NVRTC_DIR).
+fetch_nvrtc() {
+  local dir="${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/nvrtc"
+  local whl=nvidia_cuda_nvrtc-13.0.88-py3-none-manylinux2010_x86_64.manylinux_2_12_x86_64.whl
+  local sha=ad9b6d2ead2435f11cbb6868809d2adeeee302e9bb94bcf0539c7a40d80e8575
+  if [ -f "$dir/nvidia/cu13/lib/libnvrtc.so.13" ]; then echo "setup: nvrtc ok ($dir)"; return; fi
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_12_x86_64 \
+    -d "$tmp" nvidia-cuda-nvrtc==13.0.88
+  verify "$tmp/$whl" "$sha" || { echo "setup: sha256 mismatch for the NVRTC wheel" >&2; exit 1; }
+  mkdir -p "$dir"
+  unzip -q -o "$tmp/$whl" 'nvidia/cu13/lib/*' -d "$dir"
+  rm -rf "$tmp"
+  echo "setup: nvrtc unpacked ($dir)"
+}
+case "$(uname -m)" in x86_64) fetch_nvrtc ;; *) echo "setup: no NVRTC wheel for $(uname -m); the kernel-compile test will fail" ;; esac
+
 mkdir -p "$MODEL_DIR"
 for m in "${models[@]}"; do
   case "$m" in

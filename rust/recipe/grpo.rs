@@ -15,9 +15,7 @@ use super::trainer::{RewardRequest, Stage, StepStage, Trainer};
 use crate::error::{Error, ErrorCode, Result};
 use crate::generate::{FinishReason, GroupRequest, GroupResult, RolloutHooks, RolloutParams};
 use crate::reward::{score_group, Completion};
-use crate::train::loss::{
-    compute_advantages, grpo_loss_and_grad, Advantages, GrpoBatch, GrpoSequence, LossType,
-};
+use crate::train::loss::{compute_advantages, Advantages, GrpoBatch, GrpoSequence, LossType};
 use crate::train::model::JoinedSeqs;
 
 /// What one GRPO step did.
@@ -181,16 +179,14 @@ impl Trainer {
                 ref_logprobs: None,
             })
             .collect();
-        if loss_cfg.beta > 0.0 {
-            if let Some(init) = &self.init_lora {
-                let joined = JoinedSeqs::completions(
-                    seqs.iter()
-                        .map(|s| (s.prompt.as_slice(), s.completion.as_slice())),
-                );
-                let lp = self.tf.logprobs(Some(init), &joined.refs())?;
-                for (s, l) in seqs.iter_mut().zip(lp) {
-                    s.ref_logprobs = Some(l);
-                }
+        if loss_cfg.beta > 0.0 && self.init_lora.is_some() {
+            let joined = JoinedSeqs::completions(
+                seqs.iter()
+                    .map(|s| (s.prompt.as_slice(), s.completion.as_slice())),
+            );
+            let lp = self.adapter_logprobs(true, &joined.refs())?;
+            for (s, l) in seqs.iter_mut().zip(lp) {
+                s.ref_logprobs = Some(l);
             }
         }
         let mb = if g.micro_batch == 0 {
@@ -198,14 +194,14 @@ impl Trainer {
         } else {
             g.micro_batch
         };
-        self.grads.zero();
+        self.zero_grads()?;
         let (mut loss, mut kl, mut clip, mut n_micro) = (0.0, 0.0, 0.0, 0usize);
         for (chunk, a) in seqs.chunks(mb).zip(adv.chunks(mb)) {
             let b = GrpoBatch {
                 seqs: chunk.to_vec(),
                 advantages: Advantages::Given(a.to_vec()),
             };
-            let st = grpo_loss_and_grad(&self.tf, &self.lora, &b, &loss_cfg, &mut self.grads)?;
+            let st = self.grpo_micro_batch(&b, &loss_cfg)?;
             loss += st.loss;
             kl += st.mean_kl;
             clip += st.clip_ratio;
@@ -219,7 +215,7 @@ impl Trainer {
             ));
         }
         self.fault(StepStage::Loss)?;
-        let st = self.opt.step(&mut self.lora, &self.grads, 1.0 / k as f32)?;
+        let st = self.optimizer_step(1.0 / k as f32)?;
         self.adapter_stale = true;
         self.fault(StepStage::Update)?;
         let train_s = t_train.elapsed().as_secs_f64();

@@ -3,6 +3,7 @@
 //! for, a PNG chart.
 
 pub(crate) mod chart;
+pub(crate) mod compute;
 pub(crate) mod config;
 pub(crate) mod data;
 pub(crate) mod eval;

@@ -7,7 +7,7 @@ use super::data::Problem;
 use super::metrics::StepMetrics;
 use super::trainer::{Stage, StepStage, Trainer};
 use crate::error::{Error, ErrorCode, Result};
-use crate::train::loss::{join_examples, sft_loss_and_grad, SftConfig, SftExample};
+use crate::train::loss::{join_examples, SftConfig, SftExample};
 
 impl Trainer {
     /// Prompt (chat template + system prompt) and completion (solution + end-of-sequence)
@@ -98,10 +98,10 @@ impl Trainer {
             .max()
             .unwrap_or(0);
         let micro: Vec<&[SftExample]> = examples.chunks(opts.micro_batch).collect();
-        self.grads.zero();
+        self.zero_grads()?;
         let mut loss = 0.0;
         for mb in &micro {
-            loss += sft_loss_and_grad(&self.tf, &self.lora, mb, &loss_cfg, &mut self.grads)?.loss;
+            loss += self.sft_micro_batch(mb, &loss_cfg)?.loss;
         }
         if !loss.is_finite() {
             return Err(Error::new(
@@ -114,7 +114,7 @@ impl Trainer {
         }
         self.fault(StepStage::Loss)?;
         let scale = 1.0 / micro.len() as f32;
-        let st = self.opt.step(&mut self.lora, &self.grads, scale)?;
+        let st = self.optimizer_step(scale)?;
         self.adapter_stale = true;
         self.fault(StepStage::Update)?;
         let train_s = t0.elapsed().as_secs_f64();
@@ -156,7 +156,7 @@ impl Trainer {
         let (mut sum, mut n) = (0.0f64, 0usize);
         for chunk in examples.chunks(self.cfg.sft.micro_batch) {
             let joined = join_examples(chunk, self.cfg.sft.completion_only);
-            for lp in self.tf.logprobs(Some(&self.lora), &joined.refs())? {
+            for lp in self.current_logprobs(&joined.refs())? {
                 sum -= lp.iter().map(|&v| v as f64).sum::<f64>();
                 n += lp.len();
             }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::compute::Compute;
 use super::config::RunConfig;
 use super::data::{load_problems, DataCursor, DataOrder, Problem};
 use super::files::{CHECKPOINT_FILE, STEP_CHECKPOINT_DIR};
@@ -70,6 +71,7 @@ fn resumable_view(cfg: &RunConfig) -> serde_json::Value {
     c.keep_checkpoints = false;
     c.resume = true;
     c.threads = 1;
+    c.device = crate::train::Device::Cpu;
     c.chart = None;
     serde_json::to_value(c).unwrap_or_default()
 }
@@ -79,6 +81,8 @@ pub struct Trainer {
     pub(super) stage: Stage,
     pub(super) engine_model: Arc<Model>,
     pub(super) tf: Transformer,
+    /// Where losses, gradients and the optimizer run (see `compute.rs`).
+    pub(super) compute: Compute,
     pub(super) lora: LoraWeights,
     /// Frozen adapter the run started from (GRPO's reference model when set).
     pub(super) init_lora: Option<LoraWeights>,
@@ -226,11 +230,13 @@ impl Trainer {
         let metrics = MetricsLog::open(&cfg.out_dir, opt.step)?;
         let order = DataOrder::new(data.len(), cfg.seed, cursor)?;
         let grads = lora.zeros_like();
+        let compute = Compute::open(cfg.device, tf.model_arc(), &lora, &opt, init_lora.as_ref())?;
         Ok(Trainer {
             cfg,
             stage,
             engine_model,
             tf,
+            compute,
             lora,
             init_lora,
             grads,
@@ -384,6 +390,7 @@ impl Trainer {
         })?;
         self.lora = l;
         self.adapter_stale = true;
+        self.device_state_stale();
         Ok(())
     }
 
@@ -413,6 +420,8 @@ impl Trainer {
         self.order = snapshot.order;
         // The engine may hold the updated adapter: export the restored one before the next use.
         self.adapter_stale = true;
+        // The device copies may hold the updated adapter and moments: upload before next use.
+        self.device_state_stale();
         let restored = self
             .metrics
             .truncate(snapshot.metrics_rows)

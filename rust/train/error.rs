@@ -36,6 +36,11 @@ pub enum TrainError {
     /// NaN or infinite numbers where finite ones are required (weights, gradients, losses);
     /// the message says where.
     NonFinite(String),
+    /// The requested compute device cannot be used here: a CUDA library is missing, no GPU,
+    /// or the build lacks the `cuda-train` feature.
+    DeviceUnavailable(String),
+    /// A device operation failed (out of memory, a kernel launch or copy error).
+    Device(String),
 }
 
 impl TrainError {
@@ -102,6 +107,8 @@ impl fmt::Display for TrainError {
             }
             TrainError::Llama(m) => write!(f, "llama.cpp error: {m}"),
             TrainError::NonFinite(m) => write!(f, "non-finite numbers: {m}"),
+            TrainError::DeviceUnavailable(m) => write!(f, "compute device unavailable: {m}"),
+            TrainError::Device(m) => write!(f, "device error: {m}"),
         }
     }
 }
@@ -119,7 +126,8 @@ impl std::error::Error for TrainError {
 pub type Result<T> = std::result::Result<T, TrainError>;
 
 /// The crate-wide error for a trainer error: file problems → `Io`, corrupt or unsupported
-/// models → `ModelLoad`, bad adapters → `AdapterLoad`, shapes and settings → `InvalidArgument`.
+/// models → `ModelLoad`, bad adapters → `AdapterLoad`, shapes and settings → `InvalidArgument`,
+/// a device that cannot be used → `Unsupported`, a failing device → `Internal`.
 impl From<TrainError> for crate::error::Error {
     fn from(e: TrainError) -> Self {
         use crate::error::{Error, ErrorCode};
@@ -133,6 +141,8 @@ impl From<TrainError> for crate::error::Error {
             T::BadAdapter { .. } => ErrorCode::AdapterLoad,
             T::Llama(_) => ErrorCode::Internal,
             T::NonFinite(_) => ErrorCode::NonFinite,
+            T::DeviceUnavailable(_) => ErrorCode::Unsupported,
+            T::Device(_) => ErrorCode::Internal,
         };
         Error::new(code, e.to_string())
     }

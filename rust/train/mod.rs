@@ -24,14 +24,19 @@
 //! # }
 //! ```
 //!
-//! Layout: `weights` (GGUF reading, ggml dequantization, GGUF writing), `cpu` (kernels),
-//! `model` (blocks, forward/backward), `lora`, `loss`, `optim`, `checkpoint`, `atomic`
-//! (crash-safe file replacement), `rng`, `error`. Unsafe code lives only in
-//! `weights::ggml` (FFI) and `cpu::gemm`.
+//! Layout: `weights` (GGUF reading, ggml dequantization, GGUF writing), `backend` (the compute
+//! seam), `cpu` (host kernels), `cuda` (GPU backend, feature `cuda-train`), `model` (blocks,
+//! forward/backward, written once over the seam), `lora`, `loss`, `optim`, `checkpoint`,
+//! `atomic` (crash-safe file replacement), `rng`, `error`. Unsafe code lives only in
+//! `weights::ggml` (FFI), `cpu::gemm` and `cuda`.
 
 pub(crate) mod atomic;
+pub(crate) mod backend;
 pub mod checkpoint;
 pub mod cpu;
+#[cfg(feature = "cuda-train")]
+pub mod cuda;
+mod device;
 mod error;
 pub mod lora;
 pub mod loss;
@@ -40,6 +45,7 @@ pub mod optim;
 pub mod rng;
 pub mod weights;
 
+pub use device::Device;
 pub use error::{Result, TrainError};
 
 #[cfg(test)]

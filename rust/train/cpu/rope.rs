@@ -34,6 +34,12 @@ impl RopeTable {
         }
     }
 
+    /// The cos and sin tables (`[max_pos, head_dim / 2]` each), for device copies.
+    #[cfg_attr(not(feature = "cuda-train"), allow(dead_code))]
+    pub fn tables(&self) -> (&[f32], &[f32]) {
+        (&self.cos, &self.sin)
+    }
+
     /// Rotates `x` (`[T, n_heads * head_dim]`) in place; row `t` has position `pos[t]`.
     /// With `inverse`, applies the transpose rotation (the backward pass).
     pub fn apply(&self, x: &mut [f32], n_heads: usize, pos: &[u32], inverse: bool) {

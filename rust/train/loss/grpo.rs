@@ -6,8 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::train::error::{Result, TrainError};
-use crate::train::lora::LoraWeights;
-use crate::train::model::{JoinedSeqs, SeqRef, Transformer};
+use crate::train::model::{JoinedSeqs, LoraModel, SeqRef};
 
 /// Loss normalisation (TRL's `loss_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,12 +279,13 @@ pub fn grpo_loss_from_logprobs(
 /// Computes the GRPO loss of `batch` under `lora` and **adds** its gradient to `grads`.
 ///
 /// Missing reference log-probs are computed with the adapter switched off when β > 0.
-pub fn grpo_loss_and_grad(
-    tf: &Transformer,
-    lora: &LoraWeights,
+/// Runs on whichever device `tf` drives ([`LoraModel`]).
+pub fn grpo_loss_and_grad<M: LoraModel + ?Sized>(
+    tf: &M,
+    lora: &M::Lora,
     batch: &GrpoBatch,
     cfg: &GrpoConfig,
-    grads: &mut LoraWeights,
+    grads: &mut M::Lora,
 ) -> Result<GrpoStats> {
     cfg.validate()?;
     let n = batch.seqs.len();

@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::train::error::{Result, TrainError};
-use crate::train::lora::LoraWeights;
-use crate::train::model::{JoinedSeqs, Transformer};
+use crate::train::model::{JoinedSeqs, LoraModel};
 
 /// SFT options.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -51,13 +50,14 @@ pub fn join_examples(examples: &[SftExample], completion_only: bool) -> JoinedSe
     }))
 }
 
-/// Computes the SFT loss of `examples` under `lora` and **adds** its gradient to `grads`.
-pub fn sft_loss_and_grad(
-    tf: &Transformer,
-    lora: &LoraWeights,
+/// Computes the SFT loss of `examples` under `lora` and **adds** its gradient to `grads`, on
+/// whichever device `tf` drives ([`LoraModel`]).
+pub fn sft_loss_and_grad<M: LoraModel + ?Sized>(
+    tf: &M,
+    lora: &M::Lora,
     examples: &[SftExample],
     cfg: &SftConfig,
-    grads: &mut LoraWeights,
+    grads: &mut M::Lora,
 ) -> Result<SftStats> {
     if examples.is_empty() {
         return Err(TrainError::config("empty SFT batch"));

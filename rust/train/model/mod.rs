@@ -1,32 +1,62 @@
 //! The transformer (llama / qwen2) over frozen GGUF weights with optional LoRA: per-token
 //! log-probs forward, and a layer-wise recomputing backward that yields LoRA gradients.
+//!
+//! The model code (`block`, `run`) is written once over the compute seam
+//! ([`crate::train::backend`]); [`Transformer`] runs it on the CPU, `cuda::CudaTransformer`
+//! on a GPU. Both implement [`LoraModel`], which the losses take.
 
-mod head;
-mod layer;
+mod block;
 pub mod layout;
-
-pub use layer::Tap;
+pub(crate) mod run;
 
 use std::sync::Arc;
 
-use crate::train::cpu::actquant::{round_activations, ActRounding};
-use crate::train::cpu::ops::{rmsnorm_bwd, rmsnorm_fwd};
-use crate::train::cpu::rope::RopeTable;
+use crate::train::backend::Backend;
+use crate::train::cpu::backend::CpuBackend;
 use crate::train::error::{Result, TrainError};
 use crate::train::lora::LoraWeights;
 use crate::train::weights::GgufModel;
-use layer::{Acts, BlockCtx, DenseLayer, Grads};
 use layout::Layout;
 pub use layout::{JoinedSeqs, SeqRef};
+use run::Workspace;
+
+/// A diagnostics callback `(layer, name, values)` over a block's intermediates, named as in
+/// llama.cpp's graph (`attn_norm`, `Qcur`, `Kcur`, `Vcur` before RoPE, `kqv_out`, `attn_out`,
+/// `ffn_inp`, `ffn_norm`, `ffn_gate`, `ffn_up`, `ffn_swiglu`, `ffn_out`, `l_out`); values are
+/// token-major `[T, width]`, the layout of llama.cpp's `[width, T]` tensors.
+pub type Tap = dyn Fn(usize, &str, &[f32]) + Send + Sync;
+
+/// A model that scores token sequences under an optional LoRA adapter and back-propagates a
+/// loss on the log-probs into LoRA gradients: the CPU [`Transformer`] and the CUDA trainer.
+/// The losses (`loss::grpo`, `loss::sft`) are written against this trait.
+pub trait LoraModel {
+    /// The adapter (and gradient) tensors in this model's memory.
+    type Lora;
+
+    /// Per-token log-probs (nats) of `seqs` with the adapter, or the base model with `None`.
+    fn logprobs(&self, lora: Option<&Self::Lora>, seqs: &[SeqRef<'_>]) -> Result<Vec<Vec<f32>>>;
+
+    /// Forward, loss, backward; LoRA gradients are **added** to `grads` (see
+    /// [`Transformer::forward_backward`]).
+    fn forward_backward<F>(
+        &self,
+        lora: &Self::Lora,
+        seqs: &[SeqRef<'_>],
+        loss: F,
+        grads: &mut Self::Lora,
+    ) -> Result<ForwardBackward>
+    where
+        F: FnOnce(&[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send;
+}
 
 /// Memory used by the last [`Transformer::forward_backward`] call, in bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryReport {
     /// Frozen base weights in their stored types.
     pub base_weights: usize,
-    /// One block's weights dequantized to f32.
+    /// One block's weights expanded for products (f32 on CPU, bf16 or f32 on GPU).
     pub dense_layer: usize,
-    /// Output projection dequantized to f32.
+    /// The chunk of the output projection expanded at a time.
     pub dense_head: usize,
     /// Block inputs kept for recomputation (`(n_layer + 1) × T × d` floats).
     pub checkpoints: usize,
@@ -34,7 +64,7 @@ pub struct MemoryReport {
     pub activations: usize,
     /// One block's gradient scratch.
     pub grad_scratch: usize,
-    /// Logit chunk scratch (`chunk × vocab` floats, ×2 in backward).
+    /// Logit chunks and the gathered scored rows.
     pub logits_scratch: usize,
     /// LoRA parameters + gradients.
     pub lora: usize,
@@ -74,15 +104,21 @@ pub struct ForwardBackward {
 pub struct Transformer {
     model: Arc<GgufModel>,
     pool: rayon::ThreadPool,
-    /// Rows of the vocabulary projection computed at a time (default 128).
+    /// Scored rows projected onto the vocabulary at a time (default 128).
     pub logit_chunk: usize,
+    /// Rows of the output projection dequantized at a time (default 8192): the projection
+    /// is never expanded whole.
+    pub vocab_chunk: usize,
+    /// Tokens whose MLP intermediates are held at a time in forward/backward (0, the
+    /// default: all tokens of a call).
+    pub mlp_chunk: usize,
     /// In [`Transformer::logprobs`] only: round the inputs of every frozen-weight product the
     /// way llama.cpp's CPU backend does for the weight's type (Q8_1 blocks for Q4_1 weights,
     /// …), to compare with llama.cpp on quantized models. Default false (f32 activations).
     pub round_acts_like_llama: bool,
     /// Diagnostics: in [`Transformer::logprobs`] and [`Transformer::layer_outputs`] only,
     /// called with every block's intermediates (see [`Tap`]). Default `None`.
-    pub debug_tap: Option<Box<layer::Tap>>,
+    pub debug_tap: Option<Box<Tap>>,
 }
 
 impl Transformer {
@@ -96,6 +132,8 @@ impl Transformer {
             model,
             pool,
             logit_chunk: 128,
+            vocab_chunk: 8192,
+            mlp_chunk: 0,
             round_acts_like_llama: false,
             debug_tap: None,
         })
@@ -103,6 +141,11 @@ impl Transformer {
 
     /// The base model.
     pub fn model(&self) -> &GgufModel {
+        &self.model
+    }
+
+    /// The base model, shared.
+    pub fn model_arc(&self) -> &Arc<GgufModel> {
         &self.model
     }
 
@@ -118,22 +161,20 @@ impl Transformer {
         }
     }
 
-    fn embed(&self, lay: &Layout, h: &mut [f32]) -> Result<()> {
-        let d = self.model.hp.n_embd;
-        for (row, &t) in h.chunks_mut(d).zip(&lay.tokens) {
-            self.model.tok_embd.dequant_rows(t as usize, row)?;
+    /// The CPU backend for one call; `diagnostics` enables llama rounding and the tap.
+    fn backend(&self, diagnostics: bool) -> CpuBackend<'_> {
+        CpuBackend {
+            model: &self.model,
+            round_acts_like_llama: diagnostics && self.round_acts_like_llama,
+            tap: if diagnostics {
+                self.debug_tap.as_deref()
+            } else {
+                None
+            },
+            row_chunk: self.logit_chunk.max(1),
+            vocab_chunk: self.vocab_chunk.max(1),
+            mlp_chunk: self.mlp_chunk,
         }
-        Ok(())
-    }
-
-    fn rope(&self, lay: &Layout) -> RopeTable {
-        let hp = &self.model.hp;
-        RopeTable::new(
-            hp.head_dim,
-            hp.rope_base,
-            lay.max_len,
-            self.model.arch.rope_neox(),
-        )
     }
 
     /// Per-token log-probs (nats) of the given sequences, with the adapter if `lora` is `Some`
@@ -165,34 +206,11 @@ impl Transformer {
         self.check_lora(lora)?;
         let lay = Layout::new(seqs, self.model.hp.n_vocab)?;
         self.pool.install(|| {
-            let m = &*self.model;
-            let (n, d) = (lay.n_tokens(), m.hp.n_embd);
-            let rope = self.rope(&lay);
-            let mut h = vec![0f32; n * d];
-            let mut next = vec![0f32; n * d];
-            self.embed(&lay, &mut h)?;
-            self.run_blocks(lora, &lay, &rope, &mut h, &mut next, |_, _| {})?;
-            let mut inv = vec![0f32; n];
-            rmsnorm_fwd(&h, &m.output_norm, m.hp.rms_eps, &mut next, &mut inv);
-            if self.round_acts_like_llama {
-                let r = ActRounding::for_weight(m.output_weight().ty);
-                round_activations(&mut next, d, r);
-            }
-            let w = m.output_weight().to_f32()?;
-            let mut out = vec![0f32; lay.scored.len()];
-            let mut arg = vec![0u32; if want_argmax { lay.scored.len() } else { 0 }];
-            head::logprobs(
-                &next,
-                d,
-                &w,
-                m.hp.n_vocab,
-                &lay.scored,
-                self.logit_chunk.max(1),
-                &mut out,
-                &mut arg,
-            );
+            let be = self.backend(true);
+            let mut ws = Workspace::default();
+            let (lp, arg) = run::forward(&be, &mut ws, lora, &lay, want_argmax, |_, _| Ok(()))?;
             Ok((
-                lay.split(&out),
+                lay.split(&lp),
                 if want_argmax {
                     lay.split(&arg)
                 } else {
@@ -200,32 +218,6 @@ impl Transformer {
                 },
             ))
         })
-    }
-
-    /// Runs every block on `h` (`[T, d]`, the embeddings on entry, the last block's output on
-    /// return); `next` is scratch of the same size. `on_layer(l, out)` sees each block's output.
-    fn run_blocks(
-        &self,
-        lora: Option<&LoraWeights>,
-        lay: &Layout,
-        rope: &RopeTable,
-        h: &mut Vec<f32>,
-        next: &mut Vec<f32>,
-        mut on_layer: impl FnMut(usize, &[f32]),
-    ) -> Result<()> {
-        let m = &*self.model;
-        let mut dense = DenseLayer::default();
-        let mut acts = Acts::default();
-        for (l, lw) in m.layers.iter().enumerate() {
-            dense.load(lw)?;
-            let mut ctx = BlockCtx::new(&m.hp, lw, &dense, lora, l, rope, lay);
-            ctx.round_acts_like_llama = self.round_acts_like_llama;
-            ctx.tap = self.debug_tap.as_deref();
-            ctx.forward(h, &mut acts, next);
-            std::mem::swap(h, next);
-            on_layer(l, h);
-        }
-        Ok(())
     }
 
     /// Diagnostics: the output of every block (`[n_layer][T × d]`, token-major, all sequences
@@ -238,14 +230,13 @@ impl Transformer {
         self.check_lora(lora)?;
         let lay = Layout::new(seqs, self.model.hp.n_vocab)?;
         self.pool.install(|| {
-            let (n, d) = (lay.n_tokens(), self.model.hp.n_embd);
-            let rope = self.rope(&lay);
-            let mut h = vec![0f32; n * d];
-            let mut next = vec![0f32; n * d];
-            self.embed(&lay, &mut h)?;
+            let be = self.backend(true);
+            let mut ws = Workspace::default();
             let mut outs = Vec::new();
-            self.run_blocks(lora, &lay, &rope, &mut h, &mut next, |_, o| {
-                outs.push(o.to_vec())
+            let be = &be;
+            run::forward(be, &mut ws, lora, &lay, false, |_, o| {
+                outs.push(be.to_host(o)?);
+                Ok(())
             })?;
             Ok(outs)
         })
@@ -256,7 +247,7 @@ impl Transformer {
     /// calls accumulate micro-batches; zero `grads` yourself between optimizer steps).
     ///
     /// Memory: block inputs for every layer plus one block's activations (recomputed in the
-    /// backward pass), never a `[T, vocab]` matrix.
+    /// backward pass), never a `[T, vocab]` matrix nor the whole output projection in f32.
     pub fn forward_backward<F>(
         &self,
         lora: &LoraWeights,
@@ -271,73 +262,38 @@ impl Transformer {
         lora.check_same_shape(grads)?;
         let lay = Layout::new(seqs, self.model.hp.n_vocab)?;
         self.pool.install(|| {
-            let m = &*self.model;
-            let hp = &m.hp;
-            let (n, d, nl) = (lay.n_tokens(), hp.n_embd, hp.n_layer);
-            let rope = self.rope(&lay);
-            let chunk = self.logit_chunk.max(1);
-            // Block inputs h_0 … h_L.
-            let mut hs = vec![0f32; (nl + 1) * n * d];
-            self.embed(&lay, &mut hs[..n * d])?;
-            let mut dense = DenseLayer::default();
-            let mut acts = Acts::default();
-            for (l, lw) in m.layers.iter().enumerate() {
-                dense.load(lw)?;
-                let ctx = BlockCtx::new(hp, lw, &dense, Some(lora), l, &rope, &lay);
-                let (done, rest) = hs.split_at_mut((l + 1) * n * d);
-                ctx.forward(&done[l * n * d..], &mut acts, &mut rest[..n * d]);
-            }
-            let h_last = &hs[nl * n * d..];
-            let mut xf = vec![0f32; n * d];
-            let mut inv = vec![0f32; n];
-            rmsnorm_fwd(h_last, &m.output_norm, hp.rms_eps, &mut xf, &mut inv);
-            let w = m.output_weight().to_f32()?;
-            let mut lp = vec![0f32; lay.scored.len()];
-            head::logprobs(&xf, d, &w, hp.n_vocab, &lay.scored, chunk, &mut lp, &mut []);
-            let logprobs = lay.split(&lp);
-            let (loss_val, dlp) = loss(&logprobs)?;
-            if dlp.len() != logprobs.len()
-                || dlp.iter().zip(&logprobs).any(|(a, b)| a.len() != b.len())
-            {
-                return Err(TrainError::shape(
-                    "loss gradient",
-                    lay.n_out.clone(),
-                    dlp.iter().map(Vec::len).collect::<Vec<_>>(),
-                ));
-            }
-            let dflat: Vec<f32> = dlp.into_iter().flatten().collect();
-            let mut dxf = vec![0f32; n * d];
-            head::logprobs_bwd(&xf, d, &w, hp.n_vocab, &lay.scored, &dflat, chunk, &mut dxf);
-            let head_bytes = w.capacity() * 4;
-            drop(w);
-            let mut dh = vec![0f32; n * d];
-            rmsnorm_bwd(h_last, &m.output_norm, &inv, &dxf, &mut dh);
-            drop(dxf);
-            drop(xf);
-            let mut scratch = Grads::default();
-            let mut out = vec![0f32; n * d];
-            for (l, lw) in m.layers.iter().enumerate().rev() {
-                dense.load(lw)?;
-                let ctx = BlockCtx::new(hp, lw, &dense, Some(lora), l, &rope, &lay);
-                let h_in = &hs[l * n * d..(l + 1) * n * d];
-                ctx.forward(h_in, &mut acts, &mut out);
-                ctx.backward(h_in, &acts, &mut scratch, &mut dh, grads);
-            }
-            let memory = MemoryReport {
-                base_weights: m.storage_bytes(),
-                dense_layer: dense.bytes(),
-                dense_head: head_bytes,
-                checkpoints: hs.capacity() * 4 + (dh.capacity() + out.capacity()) * 4,
-                activations: acts.bytes(),
-                grad_scratch: scratch.bytes(),
-                logits_scratch: 2 * chunk * hp.n_vocab * 4,
-                lora: (lora.n_params() + grads.n_params()) * 4,
-            };
+            let be = self.backend(false);
+            let mut ws = Workspace::default();
+            let out = run::forward_backward(&be, &mut ws, lora, &lay, loss, grads)?;
+            let mut memory = out.memory;
+            memory.base_weights = self.model.storage_bytes();
+            memory.lora = (lora.n_params() + grads.n_params()) * 4;
             Ok(ForwardBackward {
-                loss: loss_val,
-                logprobs,
+                loss: out.loss,
+                logprobs: out.logprobs,
                 memory,
             })
         })
+    }
+}
+
+impl LoraModel for Transformer {
+    type Lora = LoraWeights;
+
+    fn logprobs(&self, lora: Option<&LoraWeights>, seqs: &[SeqRef<'_>]) -> Result<Vec<Vec<f32>>> {
+        Transformer::logprobs(self, lora, seqs)
+    }
+
+    fn forward_backward<F>(
+        &self,
+        lora: &LoraWeights,
+        seqs: &[SeqRef<'_>],
+        loss: F,
+        grads: &mut LoraWeights,
+    ) -> Result<ForwardBackward>
+    where
+        F: FnOnce(&[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send,
+    {
+        Transformer::forward_backward(self, lora, seqs, loss, grads)
     }
 }

@@ -494,3 +494,75 @@ fn q4_1_product_emulation_matches_ggml_mul_mat() {
         "emulation is not closer than f32"
     );
 }
+
+/// The model code's memory knobs (MLP over token chunks, small vocabulary and row chunks of the
+/// head) give the same log-probs and LoRA gradients as one pass over everything.
+#[test]
+fn chunked_mlp_and_head_match_the_unchunked_pass() {
+    let p = common::scratch_dir().join("units-chunks.gguf");
+    write_random_gguf(
+        &RandomModelSpec {
+            seed: 8,
+            init_std: Some(0.2),
+            ..RandomModelSpec::tiny(Arch::Llama)
+        },
+        &p,
+    )
+    .unwrap();
+    let m = Arc::new(GgufModel::open(&p).unwrap());
+    let mut lora = LoraWeights::new(&LoraConfig::default(), &m).unwrap();
+    let mut rng = Rng::new(2);
+    for (i, t) in lora.params_mut().iter_mut().enumerate() {
+        if i % 2 == 1 {
+            t.iter_mut().for_each(|v| *v = 0.2 * rng.normal());
+        }
+    }
+    let seqs: Vec<Vec<u32>> = [23usize, 40, 9]
+        .iter()
+        .map(|&n| (0..n).map(|_| (rng.next_u64() % 96) as u32).collect())
+        .collect();
+    let refs: Vec<SeqRef> = seqs.iter().map(|s| SeqRef::all(s)).collect();
+    let run = |tf: &Transformer| {
+        let mut g = lora.zeros_like();
+        let fb = tf
+            .forward_backward(
+                &lora,
+                &refs,
+                |lp| {
+                    let g: Vec<Vec<f32>> = lp
+                        .iter()
+                        .map(|v| v.iter().map(|x| (x * 3.0).sin()).collect())
+                        .collect();
+                    Ok((0.0, g))
+                },
+                &mut g,
+            )
+            .unwrap();
+        (
+            fb.logprobs,
+            g,
+            tf.logprobs_and_argmax(Some(&lora), &refs).unwrap(),
+        )
+    };
+    let whole = Transformer::new(m.clone(), 2).unwrap();
+    let mut chunked = Transformer::new(m.clone(), 2).unwrap();
+    chunked.mlp_chunk = 7;
+    chunked.vocab_chunk = 13;
+    chunked.logit_chunk = 5;
+    let (lp_a, g_a, (lpf_a, am_a)) = run(&whole);
+    let (lp_b, g_b, (lpf_b, am_b)) = run(&chunked);
+    for (a, b) in lp_a.iter().flatten().zip(lp_b.iter().flatten()) {
+        assert!((a - b).abs() < 1e-5, "log-probs {a} vs {b}");
+    }
+    for (a, b) in lpf_a.iter().flatten().zip(lpf_b.iter().flatten()) {
+        assert!((a - b).abs() < 1e-5, "forward log-probs {a} vs {b}");
+    }
+    assert_eq!(am_a, am_b, "argmax");
+    let mut diff = g_b.clone();
+    diff.add_scaled(&g_a, -1.0).unwrap();
+    let rel = diff.norm() / g_a.norm();
+    assert!(
+        g_a.norm() > 0.0 && rel < 1e-5,
+        "gradient relative difference {rel}"
+    );
+}

@@ -7,7 +7,7 @@ mod random;
 mod tensor;
 mod writer;
 
-pub use ggml::{GgmlType, GgufFile};
+pub use ggml::{GgmlType, GgufFile, GgufValue};
 pub use model::{Arch, GgufModel, HyperParams, LayerWeights};
 pub use random::{write_random_gguf, RandomModelSpec};
 pub use tensor::QTensor;

@@ -1,8 +1,10 @@
 //! Random-weight GGUF models of real architectures, for tests and benchmarks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::ggml::{quantize, GgmlType, GgufBuilder};
+use rayon::prelude::*;
+
+use super::ggml::{quantize, GgmlType, GgufBuilder, GgufFile, GgufValue};
 use super::model::Arch;
 use crate::train::error::{Result, TrainError};
 use crate::train::rng::Rng;
@@ -29,6 +31,10 @@ pub struct RandomModelSpec {
     pub rms_eps: f32,
     pub n_ctx: usize,
     pub seed: u64,
+    /// Copy the tokenizer (every metadata key) of this GGUF, so llama.cpp can tokenize and
+    /// generate with the random model; `n_vocab` must equal its token count. `None`: no
+    /// tokenizer (`tokenizer.ggml.model = "none"`).
+    pub tokenizer_from: Option<PathBuf>,
 }
 
 impl RandomModelSpec {
@@ -56,6 +62,7 @@ impl RandomModelSpec {
             rms_eps: 1e-6,
             n_ctx: 4096,
             seed: 0,
+            tokenizer_from: None,
         }
     }
 
@@ -141,7 +148,8 @@ enum Init {
 }
 
 /// Writes a random-weight GGUF for `spec` to `path` (tokenizer model "none", so llama.cpp loads it
-/// with `vocab_size` dummy tokens). Memory use is one tensor at a time.
+/// with `vocab_size` dummy tokens). Memory use is one tensor at a time; quantization runs on
+/// the current rayon pool.
 pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
     spec.validate()?;
     let a = spec.arch.name();
@@ -228,6 +236,22 @@ pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
     }
 
     let mut b = GgufBuilder::new(tensors.len())?;
+    if let Some(src) = &spec.tokenizer_from {
+        let g = GgufFile::open(src)?;
+        match g.get("tokenizer.ggml.tokens") {
+            Some(GgufValue::Array(n)) if n == spec.n_vocab => {}
+            Some(GgufValue::Array(n)) => {
+                return Err(TrainError::config(format!(
+                    "the tokenizer of {} has {n} tokens; set n_vocab to it",
+                    src.display()
+                )))
+            }
+            _ => {
+                return Err(TrainError::corrupt(src, "no tokenizer.ggml.tokens array"));
+            }
+        }
+        b.copy_kv_from(&g);
+    }
     b.set_str("general.architecture", a)?;
     b.set_str("general.name", &format!("random-{a}"))?;
     b.set_u32("general.alignment", 32)?;
@@ -246,7 +270,10 @@ pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
         spec.rms_eps,
     )?;
     b.set_u32(&format!("{a}.vocab_size"), spec.n_vocab as u32)?;
-    b.set_str("tokenizer.ggml.model", "none")?;
+    b.set_u32(&format!("{a}.rope.dimension_count"), head_dim as u32)?;
+    if spec.tokenizer_from.is_none() {
+        b.set_str("tokenizer.ggml.model", "none")?;
+    }
     for (_, ty, ne, init) in tensors.iter_mut() {
         if matches!(init, Init::Matrix) {
             *ty = storage_type(*ty, ne[0]);
@@ -269,7 +296,15 @@ pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
             Init::Norm => vals.extend((0..n).map(|_| 1.0 + rng.uniform(-0.2, 0.2))),
             Init::Bias => vals.extend((0..n).map(|_| rng.uniform(-0.1, 0.1))),
         }
-        out.extend(quantize(*ty, &vals, ne[0])?);
+        // Quantized in parallel over row blocks (ggml's quantizer is row-wise and reentrant).
+        let rows_per = ((1 << 20) / ne[0]).max(1);
+        let parts: Vec<Result<Vec<u8>>> = vals
+            .par_chunks(rows_per * ne[0])
+            .map(|c| quantize(*ty, c, ne[0]))
+            .collect();
+        for p in parts {
+            out.extend(p?);
+        }
         Ok(())
     })
 }

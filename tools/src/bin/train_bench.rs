@@ -1,9 +1,15 @@
 //! Training throughput benchmark: forward + backward (LoRA gradients, SFT loss) of SmolLM2-135M
 //! on 8 sequences × 512 tokens with 2 threads, against the measured GEMM peak of this machine.
 //!
-//! Usage: `cargo run --release --example train_bench [steps]` (model from `$FMR_MODEL_DIR`,
+//! Usage: `cargo run --release --bin train_bench [steps]` (model from `$FMR_MODEL_DIR`,
 //! default `~/.cache/fmr/models`). Prints tokens/s, achieved GFLOP/s, % of GEMM peak, and peak
 //! memory (VmHWM) with a breakdown.
+//!
+//! On a GPU (build with `--features cuda-train`):
+//! `train_bench --device cuda --model M.gguf [--steps N] [--seqs G] [--prompt P]
+//! [--completion C] [--micro-batch B] [--warmup W] [--precision bf16|f32] [--ckpt-bf16]` times one GRPO update (reference
+//! log-probs, forward, backward, AdamW; LoRA r = 16 on all seven projections, β = 0.04) and
+//! prints a `RESULT` line with seconds per update and peak device memory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -124,10 +130,32 @@ fn mib(b: usize) -> f64 {
 }
 
 fn main() {
-    let steps: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--device") {
+        match args.get(i + 1).map(String::as_str) {
+            Some("cpu") => {}
+            Some("cuda") => {
+                #[cfg(feature = "cuda-train")]
+                {
+                    if let Err(e) = cuda::run(&args) {
+                        eprintln!("error: {e}");
+                        std::process::exit(1);
+                    }
+                    return;
+                }
+                #[cfg(not(feature = "cuda-train"))]
+                {
+                    eprintln!("train_bench was built without the cuda-train feature");
+                    std::process::exit(2);
+                }
+            }
+            other => {
+                eprintln!("--device must be cpu or cuda, not {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let steps: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(2);
     let path = model_path();
     let model = match GgufModel::open(&path) {
         Ok(m) => Arc::new(m),
@@ -268,4 +296,148 @@ fn main() {
     println!("  logits chunks: {:.1}", mib(mem.logits_scratch));
     println!("  LoRA params + grads: {:.1}", mib(mem.lora));
     println!("  sum: {:.1}", mib(mem.total()));
+}
+
+#[cfg(feature = "cuda-train")]
+mod cuda {
+    //! The GRPO-update benchmark on a GPU.
+
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use fmr::train::cuda::{CudaOptions, CudaTransformer, Precision};
+    use fmr::train::lora::{LoraConfig, LoraTarget, LoraWeights};
+    use fmr::train::loss::{grpo_loss_and_grad, Advantages, GrpoBatch, GrpoConfig, GrpoSequence};
+    use fmr::train::optim::{AdamW, AdamWConfig};
+    use fmr::train::rng::Rng;
+    use fmr::train::weights::GgufModel;
+
+    fn flag(args: &[String], name: &str) -> Option<String> {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    }
+
+    fn num(args: &[String], name: &str, default: usize) -> Result<usize, String> {
+        flag(args, name).map_or(Ok(default), |v| {
+            v.parse().map_err(|e| format!("{name} {v}: {e}"))
+        })
+    }
+
+    const GIB: f64 = (1u64 << 30) as f64;
+
+    pub fn run(args: &[String]) -> Result<(), String> {
+        let path = flag(args, "--model").ok_or("--device cuda needs --model M.gguf")?;
+        let steps = num(args, "--steps", 3)?.max(1);
+        let g = num(args, "--seqs", 8)?;
+        let p = num(args, "--prompt", 256)?;
+        let c = num(args, "--completion", 1024)?;
+        let mb = num(args, "--micro-batch", g)?.clamp(1, g.max(1));
+        let warmup = num(args, "--warmup", 1)?;
+        let precision = match flag(args, "--precision").as_deref() {
+            None | Some("bf16") => Precision::Bf16,
+            Some("f32") => Precision::F32,
+            Some(o) => return Err(format!("--precision bf16|f32, not {o}")),
+        };
+        let model = Arc::new(GgufModel::open(&path).map_err(|e| e.to_string())?);
+        let hp = model.hp().clone();
+        let opts = CudaOptions {
+            precision,
+            bf16_checkpoints: args.iter().any(|a| a == "--ckpt-bf16"),
+            ..CudaOptions::default()
+        };
+        let t_load = Instant::now();
+        let tf = CudaTransformer::new(model.clone(), &opts).map_err(|e| e.to_string())?;
+        tf.synchronize().map_err(|e| e.to_string())?;
+        let (free0, total) = tf.mem_info().map_err(|e| e.to_string())?;
+        println!(
+            "device: {} ({:.1} GiB); model {} ({:?}, {} layers, d={}, ff={}, vocab={}, {}) \
+             uploaded in {:.1} s ({:.2} GiB)",
+            tf.device_name(),
+            total as f64 / GIB,
+            path,
+            model.arch(),
+            hp.n_layer,
+            hp.n_embd,
+            hp.n_ff,
+            hp.n_vocab,
+            model.weight_type().name(),
+            t_load.elapsed().as_secs_f64(),
+            tf.weight_bytes() as f64 / GIB
+        );
+        let cfg = LoraConfig {
+            rank: 16,
+            alpha: 32.0,
+            targets: LoraTarget::ALL.to_vec(),
+            seed: 1,
+        };
+        let lora = LoraWeights::new(&cfg, &model).map_err(|e| e.to_string())?;
+        let host_opt = AdamW::new(
+            AdamWConfig {
+                lr: 1e-5,
+                ..Default::default()
+            },
+            &lora,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut dl = tf.upload_lora(&lora).map_err(|e| e.to_string())?;
+        let mut grads = tf.zeros_like(&dl).map_err(|e| e.to_string())?;
+        let mut opt = tf.upload_adamw(&host_opt).map_err(|e| e.to_string())?;
+        let mut rng = Rng::new(7);
+        let v = hp.n_vocab as u64;
+        let mut tok =
+            |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % v) as u32).collect() };
+        let seqs: Vec<GrpoSequence> = (0..g)
+            .map(|_| GrpoSequence {
+                prompt: tok(p),
+                completion: tok(c),
+                ..Default::default()
+            })
+            .collect();
+        let mut rng = Rng::new(8);
+        let adv: Vec<f32> = (0..g).map(|_| rng.normal()).collect();
+        let gcfg = GrpoConfig::default();
+        let mut times = Vec::new();
+        for s in 0..steps + warmup {
+            let t = Instant::now();
+            tf.zero_lora(&mut grads).map_err(|e| e.to_string())?;
+            let mut n_micro = 0;
+            for (chunk, a) in seqs.chunks(mb).zip(adv.chunks(mb)) {
+                let b = GrpoBatch {
+                    seqs: chunk.to_vec(),
+                    advantages: Advantages::Given(a.to_vec()),
+                };
+                grpo_loss_and_grad(&tf, &dl, &b, &gcfg, &mut grads).map_err(|e| e.to_string())?;
+                n_micro += 1;
+            }
+            let st = tf
+                .adamw_step(&mut opt, &mut dl, &grads, 1.0 / n_micro as f32)
+                .map_err(|e| e.to_string())?;
+            tf.synchronize().map_err(|e| e.to_string())?;
+            let dt = t.elapsed().as_secs_f64();
+            println!(
+                "update {s}{}: {dt:.3} s, grad norm {:.3e}",
+                if s < warmup { " (warm-up)" } else { "" },
+                st.grad_norm
+            );
+            if s >= warmup {
+                times.push(dt);
+            }
+        }
+        let (free1, _) = tf.mem_info().map_err(|e| e.to_string())?;
+        let peak = free0.saturating_sub(free1) + tf.weight_bytes();
+        times.sort_by(|a, b| a.total_cmp(b));
+        let med = times[times.len() / 2];
+        let tokens = g * (p + c);
+        println!(
+            "RESULT train_bench device=cuda precision={precision:?} ckpt_bf16={} G={g} P={p} C={c} \
+             micro_batch={mb} s_per_update={med:.3} train_tok_per_s={:.0} peak_gib={:.2} \
+             workspace_gib={:.2}",
+            opts.bf16_checkpoints,
+            tokens as f64 / med,
+            peak as f64 / GIB,
+            tf.workspace_bytes() as f64 / GIB
+        );
+        Ok(())
+    }
 }
