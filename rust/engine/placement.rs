@@ -161,7 +161,7 @@ mod tests {
             description: String::new(),
             backend: "CUDA".into(),
             kind: DeviceKind::Gpu,
-            memory_total: 2 * free_mib << 20,
+            memory_total: (2 * free_mib) << 20,
             memory_free: free_mib << 20,
         }
     }
