@@ -195,17 +195,34 @@ fn lone_var(e: &Expr) -> Option<&str> {
     }
 }
 
+/// True when every operator of a chain is `=`.
+fn all_eq(ops: &[RelOp]) -> bool {
+    !ops.is_empty() && ops.iter().all(|o| *o == RelOp::Eq)
+}
+
+/// An equation (chain) against a scalar: `x = 5` and `5 = x` give their value; a chain
+/// `e0 = e1 = … = en` (`x = 5+5+1 = 11`, `3 + 4 = 7`) gives its last side.
 fn rel_vs_scalar(es: &[Expr], ops: &[RelOp], s: &Expr, ctx: &Ctx) -> Option<VerdictReason> {
-    if ops != [RelOp::Eq] || es.len() != 2 {
+    if !all_eq(ops) || es.len() < 2 {
         return None;
     }
-    if lone_var(&es[0]).is_some() && scalar_eq(&es[1], s, ctx).is_some() {
+    if es.len() == 2 && lone_var(&es[1]).is_some() && scalar_eq(&es[0], s, ctx).is_some() {
         return Some(VerdictReason::Equation);
     }
-    if lone_var(&es[1]).is_some() && scalar_eq(&es[0], s, ctx).is_some() {
+    let last = es.last()?;
+    if lone_var(last).is_none() && scalar_eq(last, s, ctx).is_some() {
         return Some(VerdictReason::Equation);
     }
     None
+}
+
+/// A chain `e0 = … = en` as the equation `e0 = en` (`x = 2·2 = 4` → `x = 4`).
+fn collapse_eq_chain<'a>(es: &'a [Expr], ops: &[RelOp]) -> Vec<&'a Expr> {
+    if all_eq(ops) && es.len() > 2 {
+        vec![&es[0], &es[es.len() - 1]]
+    } else {
+        es.iter().collect()
+    }
 }
 
 fn rel_vs_rel(
@@ -215,25 +232,31 @@ fn rel_vs_rel(
     o2: &[RelOp],
     ctx: &Ctx,
 ) -> Option<VerdictReason> {
-    if o1 == [RelOp::Eq] && o2 == [RelOp::Eq] && e1.len() == 2 && e2.len() == 2 {
-        let same =
-            scalar_eq(&e1[0], &e2[0], ctx).is_some() && scalar_eq(&e1[1], &e2[1], ctx).is_some();
+    if all_eq(o1) && all_eq(o2) {
+        let c1 = collapse_eq_chain(e1, o1);
+        let c2 = collapse_eq_chain(e2, o2);
+        let same = scalar_eq(c1[0], c2[0], ctx).is_some() && scalar_eq(c1[1], c2[1], ctx).is_some();
         let swapped = !same
-            && scalar_eq(&e1[0], &e2[1], ctx).is_some()
-            && scalar_eq(&e1[1], &e2[0], ctx).is_some();
-        let both_defs = lone_var(&e1[0]).is_some()
-            && lone_var(&e2[0]).is_some()
-            && scalar_eq(&e1[1], &e2[1], ctx).is_some();
-        if same || swapped || both_defs || proportional(e1, e2, ctx) {
+            && scalar_eq(c1[0], c2[1], ctx).is_some()
+            && scalar_eq(c1[1], c2[0], ctx).is_some();
+        let both_defs = lone_var(c1[0]).is_some()
+            && lone_var(c2[0]).is_some()
+            && scalar_eq(c1[1], c2[1], ctx).is_some();
+        let pair = |c: &[&Expr]| [c[0].clone(), c[1].clone()];
+        if same || swapped || both_defs || proportional(&pair(&c1), &pair(&c2), ctx) {
             return Some(VerdictReason::Equation);
         }
         return None;
     }
-    if o1.contains(&RelOp::Eq)
-        || o2.contains(&RelOp::Eq)
-        || o1.contains(&RelOp::Ne)
-        || o2.contains(&RelOp::Ne)
-    {
+    if o1.contains(&RelOp::Eq) || o2.contains(&RelOp::Eq) {
+        return None;
+    }
+    if let ([a, b], [p], [c, d], [q]) = (e1, o1, e2, o2) {
+        if same_relation(a, *p, b, c, *q, d, ctx) {
+            return Some(VerdictReason::Structural);
+        }
+    }
+    if o1.contains(&RelOp::Ne) || o2.contains(&RelOp::Ne) {
         return None;
     }
     let a = rel_to_interval(e1, o1)?;
@@ -241,12 +264,37 @@ fn rel_vs_rel(
     equal(&a, &b, ctx).map(|_| VerdictReason::Structural)
 }
 
+/// `a p b` and `c q d` state the same relation: written as `d1 op 0` (`>`/`>=` turned around so
+/// that `op` is `<`, `<=` or `!=`), the operators agree and `d1 = k·d2` for a constant `k`,
+/// positive unless the relation is `!=` (`x >= 5`, `5 <= x`, `-x <= -5`, `2x >= 10`).
+fn same_relation(a: &Expr, p: RelOp, b: &Expr, c: &Expr, q: RelOp, d: &Expr, ctx: &Ctx) -> bool {
+    fn canon(l: &Expr, op: RelOp, r: &Expr) -> Option<(Expr, RelOp)> {
+        let sub = |x: &Expr, y: &Expr| Expr::Sub(Box::new(x.clone()), Box::new(y.clone()));
+        Some(match op {
+            RelOp::Lt | RelOp::Le | RelOp::Ne => (sub(l, r), op),
+            RelOp::Gt => (sub(r, l), RelOp::Lt),
+            RelOp::Ge => (sub(r, l), RelOp::Le),
+            RelOp::Eq => return None,
+        })
+    }
+    let (Some((d1, op1)), Some((d2, op2))) = (canon(a, p, b), canon(c, q, d)) else {
+        return false;
+    };
+    op1 == op2 && ratio_constant(&d1, &d2, op1 != RelOp::Ne, ctx)
+}
+
 /// `l1 - r1 = k (l2 - r2)` for a constant `k != 0` at every sample point.
 fn proportional(e1: &[Expr], e2: &[Expr], ctx: &Ctx) -> bool {
+    let sub = |e: &[Expr]| Expr::Sub(Box::new(e[0].clone()), Box::new(e[1].clone()));
+    ratio_constant(&sub(e1), &sub(e2), false, ctx)
+}
+
+/// `d1 = k·d2` for one constant `k != 0` (and `k > 0` when `positive`) at every valid sample
+/// point; needs variables and at least [`MIN_VALID_SAMPLES`] valid points.
+fn ratio_constant(d1: &Expr, d2: &Expr, positive: bool, ctx: &Ctx) -> bool {
     let mut vs = BTreeSet::new();
-    for e in e1.iter().chain(e2) {
-        vars(e, &mut vs);
-    }
+    vars(d1, &mut vs);
+    vars(d2, &mut vs);
     if vs.is_empty() || !ctx.spend() {
         return false;
     }
@@ -254,18 +302,21 @@ fn proportional(e1: &[Expr], e2: &[Expr], ctx: &Ctx) -> bool {
     let mut valid = 0;
     for k in 0..SAMPLES {
         let env = |n: &str| sample_value(n, k);
-        let d1 = float(&e1[0], &env, PercentMode::Scale) - float(&e1[1], &env, PercentMode::Scale);
-        let d2 = float(&e2[0], &env, PercentMode::Scale) - float(&e2[1], &env, PercentMode::Scale);
-        if !d1.is_finite() || !d2.is_finite() {
+        let x = float(d1, &env, PercentMode::Scale);
+        let y = float(d2, &env, PercentMode::Scale);
+        if !x.is_finite() || !y.is_finite() {
             continue;
         }
-        if d2.abs() < 1e-12 || d1.abs() < 1e-12 {
-            if d1.abs() < 1e-12 && d2.abs() < 1e-12 {
+        if y.abs() < 1e-12 || x.abs() < 1e-12 {
+            if x.abs() < 1e-12 && y.abs() < 1e-12 {
                 continue;
             }
             return false;
         }
-        let r = d1 / d2;
+        let r = x / y;
+        if positive && r <= 0.0 {
+            return false;
+        }
         match ratio {
             None => ratio = Some(r),
             Some(r0) if close(r0, r, ctx.rel_tol.max(1e-9)) => {}

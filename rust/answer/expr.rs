@@ -392,6 +392,22 @@ impl Parser {
         }
     }
 
+    /// A function's argument: a parenthesized group (`sin(x)^2` is `(sin x)^2`), or, written
+    /// without parentheses, the implicit product that follows up to the next function, bracket
+    /// or operator (`cos 2x` is `cos(2x)`, `sin x cos x` is `sin(x)·cos(x)`, `ln e^2` is
+    /// `ln(e^2)`).
+    fn function_argument(&mut self) -> Result<Expr, String> {
+        if self.peek() == Some(&Tok::Open) {
+            return self.postfix();
+        }
+        let mut arg = self.unary()?;
+        while matches!(self.peek(), Some(Tok::Num(_) | Tok::Var(_) | Tok::Const(_))) {
+            let rhs = self.power()?;
+            arg = Expr::Mul(Box::new(arg), Box::new(rhs));
+        }
+        Ok(arg)
+    }
+
     fn expect_close(&mut self) -> Result<(), String> {
         if self.peek() == Some(&Tok::Close) {
             self.pos += 1;
@@ -429,7 +445,7 @@ impl Parser {
                     self.pos += 1;
                     fpow = Some(self.postfix()?);
                 }
-                let arg = self.power()?;
+                let arg = self.function_argument()?;
                 let call = Expr::Call(f, Box::new(arg));
                 Ok(match fpow {
                     Some(p) => Expr::Pow(Box::new(call), Box::new(p)),

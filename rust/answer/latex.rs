@@ -66,6 +66,14 @@ fn convert(c: &[char], depth: usize, out: &mut String) {
                 out.push_str(">=");
                 i += 1;
             }
+            '\u{2248}' => {
+                out.push('=');
+                i += 1;
+            }
+            '\u{2208}' => {
+                out.push_str(" in ");
+                i += 1;
+            }
             '\u{2260}' => {
                 out.push_str("!=");
                 i += 1;
@@ -212,6 +220,12 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
         | "operatorname" | "mathbb" | "mathcal" | "mathscr" | "mathfrak" | "textnormal"
         | "textup" | "boxed" | "fbox" | "framebox" | "underline" | "overline" => {
             let (a, k) = argument(c, j);
+            let unit_like = name.starts_with("text")
+                || matches!(name.as_str(), "mbox" | "hbox" | "mathrm" | "operatorname");
+            if unit_like && after_number(out) && is_unit_text(&a.iter().collect::<String>()) {
+                // `5\text{ cm}`, `12\mbox{ m}^2`: the unit goes, with its power
+                return skip_unit_power(c, k);
+            }
             let is_text = name.starts_with("text") || name == "mbox" || name == "hbox";
             if is_text {
                 out.push(' ');
@@ -274,6 +288,54 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
     }
 }
 
+/// Unit symbols and words that may follow a number inside `\text{}`/`\mbox{}`.
+const UNIT_SYMBOLS: &[&str] = &[
+    "m", "s", "h", "g", "l", "L", "mL", "ml", "N", "J", "W", "V", "A", "Pa", "kPa", "Hz", "kWh",
+    "mi", "in", "ms", "kJ", "cal", "kcal", "mg", "t", "ha", "dm", "cc", "C", "F", "K",
+];
+
+/// True when `s` is only units: unit words joined by spaces, `/`, `*`, `·`, `^` and powers
+/// (`cm`, ` km/h`, `m/s^2`, `square feet`, `dollars`).
+fn is_unit_text(s: &str) -> bool {
+    let t = s.trim();
+    if t.is_empty() || t.len() > 40 {
+        return false;
+    }
+    let chars_ok = t.chars().all(|c| {
+        c.is_ascii_alphabetic() || " /*^{}0123456789.-\u{b7}\u{b2}\u{b3}\u{b0}".contains(c)
+    });
+    let mut words = 0;
+    let all_units = t.split(|c: char| !c.is_ascii_alphabetic()).all(|w| {
+        if w.is_empty() {
+            return true;
+        }
+        words += 1;
+        UNIT_SYMBOLS.contains(&w) || crate::answer::normalize::is_unit_word(&w.to_ascii_lowercase())
+    });
+    chars_ok && all_units && words > 0
+}
+
+/// The output so far ends with a number (a digit or a closing parenthesis).
+fn after_number(out: &str) -> bool {
+    out.trim_end()
+        .ends_with(|c: char| c.is_ascii_digit() || c == ')')
+}
+
+/// Skips a `^2`, `^{3}` after a dropped unit; returns the index after it.
+fn skip_unit_power(c: &[char], k: usize) -> usize {
+    let mut i = k;
+    while i < c.len() && c[i] == ' ' {
+        i += 1;
+    }
+    if i < c.len() && c[i] == '^' {
+        let (arg, after) = argument(c, i + 1);
+        if !arg.is_empty() && arg.iter().all(|ch| ch.is_ascii_digit()) {
+            return after;
+        }
+    }
+    k
+}
+
 fn emit_frac(out: &mut String, a: &str, b: &str) {
     // mixed number: an integer literal directly before a numeric fraction
     let spaced = out.trim_end_matches(' ').len();
@@ -329,7 +391,7 @@ fn environment(c: &[char], j: usize, depth: usize, out: &mut String) -> usize {
         body_start = after_spec.min(body_end);
     }
     let body = &c[body_start..body_end];
-    let is_matrix = env.ends_with("matrix");
+    let is_matrix = env.ends_with("matrix") || env == "array";
     if is_matrix {
         let text: String = body.iter().collect();
         let rows: Vec<&str> = text

@@ -10,6 +10,7 @@ pub mod expr;
 pub mod extract;
 pub mod key;
 pub mod latex;
+pub mod locate;
 pub mod normalize;
 pub mod rational;
 pub mod structure;
@@ -33,8 +34,11 @@ use structure::{parse_answer, Answer};
 /// Longest answer (in chars) the verifier looks at; longer answers are rejected by [`verify`].
 pub const MAX_ANSWER_CHARS: usize = 2000;
 
-/// Reduces a gold answer given as a solution text to its answer: the last `\boxed{}` if any,
-/// else the text after `####` (GSM8K), else the text itself.
+/// Reduces a gold answer to the answer itself: the last `\boxed{}` if any, else the text after
+/// `####` (GSM8K), else the value of an answer phrase, else, for a gold written as a worked
+/// solution (a line break, four or more prose words, or math delimiters with any prose word
+/// around them), the answer extracted from it as from a completion (final math or last
+/// number), else the text itself (`\text{Monday and Wednesday}`, `no solution`).
 fn gold_answer(gold: &str) -> String {
     if let Some(b) = extract::last_boxed(gold) {
         return b;
@@ -42,7 +46,54 @@ fn gold_answer(gold: &str) -> String {
     if let Some(i) = gold.rfind("####") {
         return gold[i + 4..].trim().to_string();
     }
-    gold.trim().to_string()
+    let t = gold.trim();
+    if let Some(p) = extract::answer_phrase(t) {
+        if !p.trim().is_empty() {
+            return p;
+        }
+    }
+    let has_math = t.contains('$') || t.contains("\\(") || t.contains("\\[");
+    if t.contains('\n') || prose_words(t, 3) >= 4 || (has_math && prose_words(t, 2) >= 1) {
+        if let Some(a) = extract_answer(t, &ExtractOptions::free_form()) {
+            return a;
+        }
+    }
+    t.to_string()
+}
+
+/// Words of at least `min_len` letters that are not LaTeX command names, not inside
+/// `\text{}`-like groups, and not function names the expression parser knows.
+fn prose_words(s: &str, min_len: usize) -> usize {
+    let b = s.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let mut j = i + 1;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            let texty = matches!(&b[i + 1..j], b"text" | b"mbox" | b"textbf" | b"textnormal");
+            i = j.max(i + 2);
+            if texty && b.get(i) == Some(&b'{') {
+                i = i + normalize::matching_close(&s[i..]).unwrap_or(b.len() - i) + 1;
+            }
+            continue;
+        }
+        if b[i].is_ascii_alphabetic() {
+            let mut j = i;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            if j - i >= min_len && !expr::is_known_word(&s[i..j].to_ascii_lowercase()) {
+                n += 1;
+            }
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    n
 }
 
 /// `A`–`E` (optionally as `(C)`, `C)`, `\text{(C)}`) as an uppercase letter.
@@ -112,7 +163,8 @@ pub fn gold_parseable(gold: &str) -> bool {
 
 /// Decides whether `predicted` (an already-extracted answer) equals `gold`.
 ///
-/// `gold` may be a bare answer, a solution with a `\boxed{}`, or a GSM8K `#### N` text.
+/// `gold` may be a bare answer, a solution with a `\boxed{}`, a GSM8K `#### N` text, or a
+/// worked solution without either (its answer phrase, final math or last number is used).
 /// Reasons: `PredictionMissing` for an empty prediction; `InputTooLong` past
 /// [`MAX_ANSWER_CHARS`]; `GoldUnparseable` when the gold is empty or malformed math (never
 /// counted as equivalent here; the reward layer decides what that means);
@@ -196,8 +248,14 @@ fn decimal_comma(p: &str) -> Option<String> {
     (digits(a) && digits(b) && b.len() != 3).then(|| p.replacen(',', ".", 1))
 }
 
-/// Extracts the answer from `completion` (see [`extract_answer`]) and verifies it against
+/// Extracts the answer from `completion` with `opts.extract_options()` and verifies it against
 /// `gold`; `PredictionMissing` when nothing can be extracted.
+///
+/// Extraction order (see [`extract_answer`]): the last `\boxed{}` after `</think>`, an answer
+/// phrase there, the same two in the whole text, then — unless the options are
+/// [`VerifyOptions::strict`] — the final math (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`) or the last
+/// number in running text, whichever ends later (after `</think>` first, then the whole text).
+/// The gold is reduced the same way when it is a worked solution (see [`verify`]).
 pub fn verify_completion(gold: &str, completion: &str, opts: &VerifyOptions) -> Verdict {
     match extract_answer(completion, &opts.extract_options()) {
         Some(p) => verify(gold, &p, opts),

@@ -100,6 +100,11 @@ const UNITS: &[&str] = &[
     "about",
 ];
 
+/// True when `w` (lowercase) is one of the unit words stripped after a number.
+pub fn is_unit_word(w: &str) -> bool {
+    UNITS.contains(&w)
+}
+
 /// Normalizes an answer string to plain-math text: strips `$…$`, `\(…\)`, `\[…\]`, markdown
 /// bold, `\boxed`, LaTeX spacing/sizing, `\text{}` wrappers, units, degrees, `\$`, trailing
 /// periods, a leading `x =` (a single variable on the left of the only `=`), thousands

@@ -126,8 +126,10 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
         return Some(items.map_or_else(|| text_answer(s), Answer::Union));
     }
     // ± expands to a two-element list
-    if let Some((a, b)) = s.split_once('±') {
-        if !b.contains('±') {
+    let pm_parts = split_top(s, "±");
+    if pm_parts.len() == 2 {
+        let (a, b) = (pm_parts[0].as_str(), pm_parts[1].as_str());
+        {
             let a = a.trim();
             let a = if a.is_empty() {
                 "0".to_string()
@@ -146,7 +148,7 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
             return Some(Answer::Set(Vec::new()));
         }
         let items: Option<Vec<Answer>> = split_top(inner, ",").iter().map(|p| sub(p)).collect();
-        return Some(items.map_or_else(|| text_answer(s), Answer::Set));
+        return Some(items.map_or_else(|| text_answer(s), |v| Answer::Set(flatten_pm(v))));
     }
     // tuples and intervals
     let first = s.chars().next().unwrap_or(' ');
@@ -182,7 +184,20 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
     }
     if parts.len() > 1 {
         let items: Option<Vec<Answer>> = parts.iter().map(|p| sub(p)).collect();
-        return Some(items.map_or_else(|| text_answer(s), Answer::List));
+        return Some(items.map_or_else(|| text_answer(s), |v| Answer::List(flatten_pm(v))));
+    }
+    // `[M]`, `(M)` around one bracketed structure (a matrix inside `\left[ … \right]`)
+    if matches!(first, '(' | '[') && matching_close(s) == Some(s.len() - 1) {
+        let inner = s[1..s.len() - 1].trim();
+        if inner.starts_with(['(', '[']) && matching_close(inner) == Some(inner.len() - 1) {
+            if let Some(a @ Answer::Tuple { .. }) = sub(inner) {
+                return Some(a);
+            }
+        }
+    }
+    // `v = (6, -3)`: a name for a structured answer
+    if let Some(a) = named_structure(s, depth) {
+        return Some(a);
     }
     if has_prose_word(s) {
         return Some(text_answer(s));
@@ -194,6 +209,38 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
     match expr::parse(s) {
         Ok(e) => Some(Answer::Scalar(e)),
         Err(_) => Some(text_answer(s)),
+    }
+}
+
+/// Items of a set or list where `±` produced a two-element list are spliced in
+/// (`{±3}` = `{3, -3}`).
+fn flatten_pm(items: Vec<Answer>) -> Vec<Answer> {
+    if !items.iter().any(|a| matches!(a, Answer::List(_))) {
+        return items;
+    }
+    let mut out = Vec::with_capacity(items.len() + 1);
+    for a in items {
+        match a {
+            Answer::List(inner) => out.extend(inner),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `x = (1, 2)`, `v = ((6),(-3))`: one variable named before a tuple, set or matrix.
+fn named_structure(s: &str, depth: usize) -> Option<Answer> {
+    let (lhs, rhs) = s.split_once('=')?;
+    let rhs = rhs.trim();
+    if rhs.contains(['=', '<', '>']) || !crate::answer::normalize::is_simple_var(lhs.trim()) {
+        return None;
+    }
+    if !rhs.starts_with(['(', '[', '{']) || matching_close(rhs) != Some(rhs.len() - 1) {
+        return None;
+    }
+    match parse_level(rhs, depth + 1)? {
+        a @ (Answer::Tuple { .. } | Answer::Set(_)) => Some(a),
+        _ => None,
     }
 }
 
