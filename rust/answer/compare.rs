@@ -123,6 +123,16 @@ pub fn equal(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
             },
         ) => ordered(i1, i2, ctx),
         (A::Set(a), A::Set(b) | A::List(b)) | (A::List(a), A::Set(b)) => set_eq(a, b, ctx),
+        // a parenthesized tuple predicted for a set compares as a set (`{1,2,3}` = `(3,2,1)`);
+        // a set predicted for a tuple (a point) loses its order and does not match
+        (
+            A::Set(a),
+            A::Tuple {
+                open: '(',
+                close: ')',
+                items: b,
+            },
+        ) => set_eq(a, b, ctx),
         (A::Set(a) | A::List(a) | A::Union(a), A::Set(b) | A::List(b) | A::Union(b)) => {
             unordered(a, b, ctx)
         }
@@ -195,9 +205,9 @@ fn lone_var(e: &Expr) -> Option<&str> {
     }
 }
 
-/// True when every operator of a chain is `=`.
+/// True when every operator of a chain is `=` or `≈`.
 fn all_eq(ops: &[RelOp]) -> bool {
-    !ops.is_empty() && ops.iter().all(|o| *o == RelOp::Eq)
+    !ops.is_empty() && ops.iter().all(|o| matches!(o, RelOp::Eq | RelOp::Approx))
 }
 
 /// An equation (chain) against a scalar: `x = 5` and `5 = x` give their value; a chain
@@ -212,6 +222,14 @@ fn rel_vs_scalar(es: &[Expr], ops: &[RelOp], s: &Expr, ctx: &Ctx) -> Option<Verd
     let last = es.last()?;
     if lone_var(last).is_none() && scalar_eq(last, s, ctx).is_some() {
         return Some(VerdictReason::Equation);
+    }
+    // `√2 ≈ 1.414`: the exact side before a rounded one counts too
+    if ops.contains(&RelOp::Approx) {
+        for e in &es[..es.len() - 1] {
+            if lone_var(e).is_none() && scalar_eq(e, s, ctx).is_some() {
+                return Some(VerdictReason::Equation);
+            }
+        }
     }
     None
 }
@@ -248,7 +266,8 @@ fn rel_vs_rel(
         }
         return None;
     }
-    if o1.contains(&RelOp::Eq) || o2.contains(&RelOp::Eq) {
+    let eqish = |o: &[RelOp]| o.iter().any(|x| matches!(x, RelOp::Eq | RelOp::Approx));
+    if eqish(o1) || eqish(o2) {
         return None;
     }
     if let ([a, b], [p], [c, d], [q]) = (e1, o1, e2, o2) {
@@ -274,7 +293,7 @@ fn same_relation(a: &Expr, p: RelOp, b: &Expr, c: &Expr, q: RelOp, d: &Expr, ctx
             RelOp::Lt | RelOp::Le | RelOp::Ne => (sub(l, r), op),
             RelOp::Gt => (sub(r, l), RelOp::Lt),
             RelOp::Ge => (sub(r, l), RelOp::Le),
-            RelOp::Eq => return None,
+            RelOp::Eq | RelOp::Approx => return None,
         })
     }
     let (Some((d1, op1)), Some((d2, op2))) = (canon(a, p, b), canon(c, q, d)) else {

@@ -303,8 +303,47 @@ fn phrase_value(rest: &str) -> Option<String> {
     }
     let line = &window[..line_end];
     let line = &line[..floor_char_boundary(line, MAX_PHRASE)];
-    let value = cut_clause(sentence(line)).trim();
+    let value = strip_filler(cut_clause(sentence(line)).trim());
     Some(number_before_words(value).unwrap_or_else(|| value.to_string()))
+}
+
+/// Drops words that introduce a value (`simply east`, `approximately 3.14`, `equal to 5`).
+fn strip_filler(mut s: &str) -> &str {
+    const FILLER: &[&str] = &[
+        "simply",
+        "just",
+        "therefore",
+        "thus",
+        "so",
+        "then",
+        "approximately",
+        "about",
+        "around",
+        "roughly",
+        "exactly",
+        "clearly",
+        "indeed",
+        "equal to",
+        "given by",
+        "that",
+        "now",
+    ];
+    for _ in 0..4 {
+        let before = s;
+        for f in FILLER {
+            let n = f.len();
+            if s.len() > n
+                && s.as_bytes()[..n].eq_ignore_ascii_case(f.as_bytes())
+                && matches!(s.as_bytes()[n], b' ' | b',' | b':')
+            {
+                s = s[n + 1..].trim_start_matches([' ', ',', ':']);
+            }
+        }
+        if s == before {
+            break;
+        }
+    }
+    s
 }
 
 /// Cuts an explanation after the value: `18, which is …`, `5 because …`.

@@ -67,7 +67,7 @@ fn convert(c: &[char], depth: usize, out: &mut String) {
                 i += 1;
             }
             '\u{2248}' => {
-                out.push('=');
+                out.push_str(" \u{2248} ");
                 i += 1;
             }
             '\u{2208}' => {
@@ -237,6 +237,17 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
             k
         }
         "begin" => environment(c, j, depth, out),
+        "lim" | "limsup" | "liminf" => {
+            // `\lim_{x \to 0}`: the limit's subscript goes with it
+            let mut k = j;
+            while k < c.len() && c[k] == ' ' {
+                k += 1;
+            }
+            if k < c.len() && c[k] == '_' {
+                return argument(c, k + 1).1;
+            }
+            j
+        }
         "end" => argument(c, j).1,
         "left" | "right" | "bigl" | "bigr" | "Bigl" | "Bigr" | "biggl" | "biggr" | "Biggl"
         | "Biggr" | "big" | "Big" | "bigg" | "Bigg" | "middle" => {
@@ -452,7 +463,8 @@ fn simple_command(name: &str) -> &str {
         "iff" | "Leftrightarrow" => " <=> ",
         "wedge" | "land" => " and ",
         "vee" | "lor" => " or ",
-        "approx" | "sim" | "simeq" | "equiv" | "cong" => "=",
+        "approx" | "sim" | "simeq" | "approxeq" | "thickapprox" => " \u{2248} ",
+        "equiv" | "cong" => "=",
         "prime" => "'",
         "alpha" => "\u{03b1}",
         "beta" => "\u{03b2}",

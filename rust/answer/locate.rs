@@ -385,7 +385,7 @@ fn starts_word(b: &[u8], i: usize) -> bool {
         return true;
     }
     let p = b[i - 1];
-    !(p.is_ascii_alphanumeric() || matches!(p, b'_' | b'^' | b'\\' | b'{' | b'.' | b','))
+    !(p.is_ascii_alphanumeric() || matches!(p, b'_' | b'^' | b'\\' | b'{' | b'.' | b',' | b'/'))
 }
 
 /// Ordinal suffixes (`3rd`, `2nd`) make a number a position, not an answer.
@@ -489,7 +489,23 @@ pub fn scan(text: &str) -> Scan {
             c.is_ascii_digit() || (c == b'.' && is_digit_at(b, i + 1) && starts_word(b, i));
         if starts_number {
             let glued = !starts_word(b, i);
-            let (end, canon) = read_number(b, i);
+            let (mut end, mut canon) = read_number(b, i);
+            // a fraction written in prose: `3/4 of the cake`
+            if b.get(end) == Some(&b'/') && is_digit_at(b, end + 1) {
+                let plain = b[i..end].iter().all(u8::is_ascii_digit);
+                let mut k = end + 1;
+                while k < b.len() && b[k].is_ascii_digit() && k - end < MAX_NUMBER {
+                    k += 1;
+                }
+                if plain
+                    && !b
+                        .get(k)
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'/')
+                {
+                    canon = canon.map(|n| format!("{n}/{}", &text[end + 1..k]));
+                    end = k;
+                }
+            }
             if let (false, Some(mut t)) = (glued, canon) {
                 if !ordinal_after(b, end) {
                     let mut stop = end;
@@ -594,6 +610,8 @@ mod tests {
             ("version 1.2.3", "3"),
             ("1.234.567 inhabitants", "1234567"),
             ("007", "7"),
+            ("eat 3/4 of the cake", "3/4"),
+            ("half is 1/2.", "1/2"),
             ("0.50", "0.50"),
         ] {
             assert_eq!(last_num(t).as_deref(), Some(n), "{t}");

@@ -24,6 +24,8 @@ pub enum RelOp {
     Ge,
     /// `!=`
     Ne,
+    /// `≈` (`\approx`): an equation whose right side may be rounded.
+    Approx,
 }
 
 /// A structured answer.
@@ -244,8 +246,10 @@ fn named_structure(s: &str, depth: usize) -> Option<Answer> {
     }
 }
 
+/// Splits `s` at its top-level relation signs. All sides must parse, except that an equation
+/// chain whose last side parses keeps that side as a scalar (`\sum_(k=1)^n k = 10` → `10`).
 fn parse_relation(s: &str) -> Option<Answer> {
-    let mut exprs = Vec::new();
+    let mut sides = Vec::new();
     let mut ops = Vec::new();
     let mut depth = 0i32;
     let mut start = 0;
@@ -263,6 +267,7 @@ fn parse_relation(s: &str) -> Option<Answer> {
                 "<=" => Some((RelOp::Le, 2)),
                 ">=" => Some((RelOp::Ge, 2)),
                 "!=" => Some((RelOp::Ne, 2)),
+                _ if b[i..].starts_with("\u{2248}".as_bytes()) => Some((RelOp::Approx, 3)),
                 _ => match b[i] {
                     b'=' => Some((RelOp::Eq, 1)),
                     b'<' => Some((RelOp::Lt, 1)),
@@ -271,7 +276,7 @@ fn parse_relation(s: &str) -> Option<Answer> {
                 },
             };
             if let Some((op, len)) = op {
-                exprs.push(expr::parse(&s[start..i]).ok()?);
+                sides.push(&s[start..i]);
                 ops.push(op);
                 i += len;
                 start = i;
@@ -283,8 +288,19 @@ fn parse_relation(s: &str) -> Option<Answer> {
     if ops.is_empty() {
         return None;
     }
-    exprs.push(expr::parse(&s[start..]).ok()?);
-    Some(Answer::Rel(exprs, ops))
+    sides.push(&s[start..]);
+    let parsed: Vec<Option<Expr>> = sides.iter().map(|x| expr::parse(x).ok()).collect();
+    if parsed.iter().all(Option::is_some) {
+        return Some(Answer::Rel(parsed.into_iter().flatten().collect(), ops));
+    }
+    let eq_chain = ops.iter().all(|o| matches!(o, RelOp::Eq | RelOp::Approx));
+    let left_nonempty = sides[..sides.len() - 1]
+        .iter()
+        .all(|x| !x.trim().is_empty());
+    match parsed.last() {
+        Some(Some(last)) if eq_chain && left_nonempty => Some(Answer::Scalar(last.clone())),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
