@@ -158,18 +158,30 @@ fn strip_align_env(body: &str) -> &str {
     t
 }
 
-/// The content of the last well-formed `\boxed{…}` or `\fbox{…}` (also `\boxed 5`).
+/// The content of the last well-formed `\boxed{…}` or `\fbox{…}` (also `\boxed 5`): one
+/// backward pass that stops at the first well-formed box, after [`MAX_BOX_TRIES`] candidates.
 pub fn last_boxed(text: &str) -> Option<String> {
-    let mut starts: Vec<(usize, usize)> = text
-        .match_indices("\\boxed")
-        .map(|(i, m)| (i, i + m.len()))
-        .chain(text.match_indices("\\fbox").map(|(i, m)| (i, i + m.len())))
-        .collect();
-    starts.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
-    for &(_, after) in starts.iter().take(MAX_BOX_TRIES) {
-        if let Some(c) = box_content(&text[after..]) {
-            return Some(c);
+    let b = text.as_bytes();
+    let mut hi = b.len();
+    let mut tries = 0;
+    while let Some(i) = b[..hi].iter().rposition(|&c| c == b'\\') {
+        let after = if b[i..].starts_with(b"\\boxed") {
+            Some(i + 6)
+        } else if b[i..].starts_with(b"\\fbox") {
+            Some(i + 5)
+        } else {
+            None
+        };
+        if let Some(after) = after {
+            if let Some(c) = box_content(&text[after..]) {
+                return Some(c);
+            }
+            tries += 1;
+            if tries >= MAX_BOX_TRIES {
+                return None;
+            }
         }
+        hi = i;
     }
     None
 }
@@ -221,25 +233,33 @@ fn box_content(rest: &str) -> Option<String> {
 /// as `$a$ and $b$`), else the rest of the sentence on that line (a number followed only by
 /// words keeps the number).
 pub fn answer_phrase(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let mut best: Option<(usize, usize)> = lower.rfind("####").map(|i| (i, i + 4));
-    for (i, _) in lower.rmatch_indices("answer").take(MAX_PHRASE_TRIES) {
-        if best.is_some_and(|(bi, _)| bi > i) {
+    let b = text.as_bytes();
+    let hashes = text.rfind("####");
+    // one backward pass over the `answer`s after the last `####` (no lowercase copy)
+    let mut hi = b.len().saturating_sub(5);
+    let mut tries = 0;
+    while let Some(i) = b[..hi].iter().rposition(|&c| c == b'a' || c == b'A') {
+        if hashes.is_some_and(|h| h > i) {
             break;
         }
-        if let Some(v) = answer_value_start(&lower, i) {
-            best = Some((i, v));
-            break;
+        if b[i..i + 6].eq_ignore_ascii_case(b"answer") {
+            if let Some(v) = answer_value_start(text, i) {
+                return phrase_value(&text[v..]);
+            }
+            tries += 1;
+            if tries >= MAX_PHRASE_TRIES {
+                break;
+            }
         }
+        hi = i;
     }
-    let (_, v) = best?;
-    phrase_value(&text[v..])
+    phrase_value(&text[hashes? + 4..])
 }
 
-/// Where the value of the phrase around `answer` at byte `i` of `lower` starts, or `None` when
-/// this `answer` is not an answer phrase.
-fn answer_value_start(lower: &str, i: usize) -> Option<usize> {
-    let b = lower.as_bytes();
+/// Where the value of the phrase around `answer` at byte `i` of `text` starts, or `None` when
+/// this `answer` is not an answer phrase. Case-insensitive.
+fn answer_value_start(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
     if i > 0 && b[i - 1].is_ascii_alphabetic() {
         return None;
     }
@@ -247,28 +267,28 @@ fn answer_value_start(lower: &str, i: usize) -> Option<usize> {
     if b.get(j).is_some_and(u8::is_ascii_alphabetic) {
         return None;
     }
-    let final_before = lower[..i]
-        .trim_end_matches([' ', '*', '_', '#'])
-        .ends_with("final");
+    let head = text[..i].trim_end_matches([' ', '*', '_', '#']).as_bytes();
+    let final_before = head.len() >= 5 && head[head.len() - 5..].eq_ignore_ascii_case(b"final");
     while j < b.len() && matches!(b[j], b'*' | b'_' | b' ' | b'\t') {
         j += 1;
     }
-    let rest = &lower[j..];
-    if rest.starts_with(':') {
+    let rest = &b[j..];
+    if rest.starts_with(b":") {
         return Some(j + 1);
     }
     let word_end = |k: usize| !b.get(j + k).is_some_and(u8::is_ascii_alphabetic);
-    if rest.starts_with("is") && word_end(2) {
+    if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case(b"is") && word_end(2) {
         return Some(j + 2);
     }
-    if rest.starts_with('$') || rest.starts_with("\\(") || rest.starts_with("\\[") {
+    if rest.starts_with(b"$") || rest.starts_with(b"\\(") || rest.starts_with(b"\\[") {
         return Some(j);
     }
-    if final_before && (rest.is_empty() || rest.starts_with('\n')) {
+    if final_before && (rest.is_empty() || rest.starts_with(b"\n")) {
         return Some(j);
     }
     // `answer to the question is X`, `answer would be X`
-    let window = &rest[..floor_char_boundary(rest, 48)];
+    let tail = &text[j..];
+    let window = tail[..floor_char_boundary(tail, 48)].to_ascii_lowercase();
     let line = window.split(['.', '\n', '$', '?']).next().unwrap_or("");
     for link in [" is ", " is:", " be ", " equals ", " = "] {
         if let Some(k) = line.find(link) {
@@ -294,9 +314,11 @@ fn phrase_value(rest: &str) -> Option<String> {
     let line_end = window.find('\n').unwrap_or(window.len());
     let sc = scan(window);
     if let Some(first) = sc.first_math.first() {
-        let before = &window[..first.outer.start];
-        let filler = before.split_whitespace().count() <= 3
-            && !before.contains(|c: char| c.is_ascii_digit() || c == '=');
+        let before = window[..first.outer.start].trim_end_matches([' ', ',', ':', '*']);
+        let filler = strip_filler(before)
+            .trim_start_matches([' ', ',', ':', '*'])
+            .is_empty()
+            || is_filler(before);
         if first.outer.start <= line_end && filler {
             return Some(reduce_math(&join_bodies(window, &sc.first_math)));
         }
@@ -307,27 +329,35 @@ fn phrase_value(rest: &str) -> Option<String> {
     Some(number_before_words(value).unwrap_or_else(|| value.to_string()))
 }
 
+/// Words that introduce a value after an answer phrase.
+const FILLER: &[&str] = &[
+    "simply",
+    "just",
+    "therefore",
+    "thus",
+    "so",
+    "then",
+    "approximately",
+    "about",
+    "around",
+    "roughly",
+    "exactly",
+    "clearly",
+    "indeed",
+    "equal to",
+    "given by",
+    "that",
+    "now",
+];
+
+/// `s` is one filler word (see [`FILLER`]).
+fn is_filler(s: &str) -> bool {
+    let t = s.trim();
+    FILLER.iter().any(|f| f.eq_ignore_ascii_case(t))
+}
+
 /// Drops words that introduce a value (`simply east`, `approximately 3.14`, `equal to 5`).
 fn strip_filler(mut s: &str) -> &str {
-    const FILLER: &[&str] = &[
-        "simply",
-        "just",
-        "therefore",
-        "thus",
-        "so",
-        "then",
-        "approximately",
-        "about",
-        "around",
-        "roughly",
-        "exactly",
-        "clearly",
-        "indeed",
-        "equal to",
-        "given by",
-        "that",
-        "now",
-    ];
     for _ in 0..4 {
         let before = s;
         for f in FILLER {

@@ -109,15 +109,24 @@ impl Closer {
             return self.found;
         }
         let pat = self.kind.close();
+        let dollar = matches!(self.kind, Kind::Inline | Kind::Display);
         let mut j = pos;
         let mut found = None;
         while j + pat.len() <= b.len() {
-            if b[j] == b'\\' && self.kind != Kind::Paren && self.kind != Kind::Bracket {
+            // jump to the next byte that can matter: a backslash or the closer's first byte
+            match b[j..].iter().position(|&c| c == b'\\' || c == pat[0]) {
+                Some(k) => j += k,
+                None => break,
+            }
+            if j + pat.len() > b.len() {
+                break;
+            }
+            if dollar && b[j] == b'\\' {
                 // `\$` is an escaped dollar, never a delimiter
                 j += 2;
                 continue;
             }
-            if b[j..].starts_with(pat) {
+            if b[j] == pat[0] && (pat.len() == 1 || b[j + 1] == pat[1]) {
                 found = Some(j);
                 break;
             }
@@ -250,33 +259,31 @@ fn is_num_space(b: &[u8], i: usize) -> Option<usize> {
 
 /// Reads the number run starting at `i` (a digit, or `.` before a digit). Returns the end of the
 /// run (exclusive) and the canonical text, or `None` when the run is not a prose number.
-fn read_number(b: &[u8], i: usize) -> (usize, Option<String>) {
+fn read_number(b: &[u8], i: usize) -> usize {
     // the raw run: digits, `.`/`,` between digits, and spaces followed by exactly three digits
     // when the digits so far form a 1–3 digit group
     let mut j = i;
-    let mut raw = String::new();
     let mut group = 0usize;
     let mut spaced = false;
+    let mut separated = false;
     while j < b.len() && j - i < MAX_NUMBER {
         let c = b[j];
         if c.is_ascii_digit() {
-            raw.push(c as char);
             group += 1;
             j += 1;
         } else if (c == b'.' || c == b',') && is_digit_at(b, j + 1) {
-            raw.push(c as char);
+            separated = true;
             group = 0;
             j += 1;
         } else if let Some(w) = is_num_space(b, j) {
             let prev_ok = if spaced {
                 group == 3
             } else {
-                (1..=3).contains(&group) && !raw.contains(['.', ','])
+                (1..=3).contains(&group) && !separated
             };
             let next3 = (0..3).all(|k| is_digit_at(b, j + w + k)) && !is_digit_at(b, j + w + 3);
             if prev_ok && next3 {
                 spaced = true;
-                raw.push(' ');
                 group = 0;
                 j += w;
             } else {
@@ -286,7 +293,55 @@ fn read_number(b: &[u8], i: usize) -> (usize, Option<String>) {
             break;
         }
     }
-    (j, canonical_number(&raw))
+    j
+}
+
+/// The raw run `b[range]` with its group spaces made plain.
+fn raw_run(b: &[u8], range: Range<usize>) -> String {
+    let mut raw = String::with_capacity(range.len());
+    let mut j = range.start;
+    while j < range.end {
+        if let Some(w) = is_num_space(b, j) {
+            raw.push(' ');
+            j += w;
+        } else {
+            raw.push(b[j] as char);
+            j += 1;
+        }
+    }
+    raw
+}
+
+/// A number found by the scan, kept as positions until the scan ends.
+#[derive(Debug, Clone)]
+struct RawNumber {
+    /// The digit run.
+    run: Range<usize>,
+    /// The denominator of a prose fraction (`3/4`).
+    den: Option<Range<usize>>,
+    percent: bool,
+    neg: bool,
+    range: Range<usize>,
+}
+
+impl RawNumber {
+    fn finish(self, b: &[u8]) -> Option<ProseNumber> {
+        let mut t = canonical_number(&raw_run(b, self.run))?;
+        if let Some(d) = self.den {
+            t.push('/');
+            t.push_str(&raw_run(b, d));
+        }
+        if self.percent {
+            t.push('%');
+        }
+        if self.neg {
+            t.insert(0, '-');
+        }
+        Some(ProseNumber {
+            text: t,
+            range: self.range,
+        })
+    }
 }
 
 /// Separators → plain decimal text (see [`ProseNumber::text`]).
@@ -418,6 +473,20 @@ fn percent_after(b: &[u8], j: usize) -> Option<usize> {
     None
 }
 
+/// Bytes that can start a math span (`\\`, `$`) or a number (a digit, `.`).
+const INTERESTING: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'\\' as usize] = true;
+    t[b'$' as usize] = true;
+    t[b'.' as usize] = true;
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] = true;
+        d += 1;
+    }
+    t
+};
+
 /// Scans `text` once for math spans and prose numbers (see the module docs).
 pub fn scan(text: &str) -> Scan {
     let b = text.as_bytes();
@@ -428,9 +497,17 @@ pub fn scan(text: &str) -> Scan {
         Closer::new(Kind::Bracket),
     ];
     let mut out = Scan::default();
+    let mut last: Option<RawNumber> = None;
     let mut first_done = false;
     let mut i = 0;
     while i < b.len() {
+        // skip to the next byte that can start a span or a number
+        while i < b.len() && !INTERESTING[b[i] as usize] {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
         let c = b[i];
         let kind = match c {
             b'\\' => match b.get(i + 1) {
@@ -489,7 +566,9 @@ pub fn scan(text: &str) -> Scan {
             c.is_ascii_digit() || (c == b'.' && is_digit_at(b, i + 1) && starts_word(b, i));
         if starts_number {
             let glued = !starts_word(b, i);
-            let (mut end, mut canon) = read_number(b, i);
+            let mut end = read_number(b, i);
+            let run = i..end;
+            let mut den = None;
             // a fraction written in prose: `3/4 of the cake`
             if b.get(end) == Some(&b'/') && is_digit_at(b, end + 1) {
                 let plain = b[i..end].iter().all(u8::is_ascii_digit);
@@ -502,35 +581,27 @@ pub fn scan(text: &str) -> Scan {
                         .get(k)
                         .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'/')
                 {
-                    canon = canon.map(|n| format!("{n}/{}", &text[end + 1..k]));
+                    den = Some(end + 1..k);
                     end = k;
                 }
             }
-            if let (false, Some(mut t)) = (glued, canon) {
-                if !ordinal_after(b, end) {
-                    let mut stop = end;
-                    if let Some(p) = percent_after(b, end) {
-                        t.push('%');
-                        stop = p;
-                    }
-                    let start = match sign_before(b, i) {
-                        Some(s) => {
-                            t.insert(0, '-');
-                            s
-                        }
-                        None => i,
-                    };
-                    out.last_number = Some(ProseNumber {
-                        text: t,
-                        range: start..stop,
-                    });
-                }
+            if !glued && !ordinal_after(b, end) {
+                let percent = percent_after(b, end);
+                let sign = sign_before(b, i);
+                last = Some(RawNumber {
+                    run,
+                    den,
+                    percent: percent.is_some(),
+                    neg: sign.is_some(),
+                    range: sign.unwrap_or(i)..percent.unwrap_or(end),
+                });
             }
             i = end.max(i + 1);
             continue;
         }
         i += 1;
     }
+    out.last_number = last.and_then(|n| n.finish(b));
     out
 }
 
