@@ -244,7 +244,9 @@ pub fn answer_phrase(text: &str) -> Option<String> {
         }
         if b[i..i + 6].eq_ignore_ascii_case(b"answer") {
             if let Some(v) = answer_value_start(text, i) {
-                return phrase_value(&text[v..]);
+                if let Some(value) = phrase_value(&text[v..]).filter(|p| states_a_value(p)) {
+                    return Some(value);
+                }
             }
             tries += 1;
             if tries >= MAX_PHRASE_TRIES {
@@ -253,7 +255,7 @@ pub fn answer_phrase(text: &str) -> Option<String> {
         }
         hi = i;
     }
-    phrase_value(&text[hashes? + 4..])
+    phrase_value(&text[hashes? + 4..]).filter(|p| !p.trim().is_empty())
 }
 
 /// Where the value of the phrase around `answer` at byte `i` of `text` starts, or `None` when
@@ -286,16 +288,74 @@ fn answer_value_start(text: &str, i: usize) -> Option<usize> {
     if final_before && (rest.is_empty() || rest.starts_with(b"\n")) {
         return Some(j);
     }
-    // `answer to the question is X`, `answer would be X`
+    // `the answer to the question is X`, `my answer would be X`: a noun phrase, a short gap
+    let noun = ["the", "final", "my", "our", "correct", "this"]
+        .iter()
+        .any(|w| {
+            let h = text[..i].trim_end_matches([' ', '*', '_']).as_bytes();
+            h.len() >= w.len()
+                && h[h.len() - w.len()..].eq_ignore_ascii_case(w.as_bytes())
+                && (h.len() == w.len() || !h[h.len() - w.len() - 1].is_ascii_alphabetic())
+        });
+    if !noun {
+        return None;
+    }
     let tail = &text[j..];
     let window = tail[..floor_char_boundary(tail, 48)].to_ascii_lowercase();
     let line = window.split(['.', '\n', '$', '?']).next().unwrap_or("");
     for link in [" is ", " is:", " be ", " equals ", " = "] {
         if let Some(k) = line.find(link) {
-            return Some(j + k + link.len());
+            if line[..k].split_whitespace().count() <= 5 {
+                return Some(j + k + link.len());
+            }
         }
     }
     None
+}
+
+/// False for phrase values that judge rather than state (`this answer is correct`, `the
+/// answer is not 5`, `the answer is as follows`).
+fn states_a_value(value: &str) -> bool {
+    const JUDGEMENTS: &[&str] = &[
+        "not",
+        "correct",
+        "incorrect",
+        "wrong",
+        "right",
+        "valid",
+        "invalid",
+        "reasonable",
+        "clear",
+        "obvious",
+        "as",
+        "below",
+        "above",
+        "given",
+        "found",
+        "the following",
+        "to",
+        "in",
+        "that",
+        "yes,",
+        "no,",
+        "unclear",
+        "unknown",
+        "still",
+        "likely",
+        "probably",
+    ];
+    let v = value.trim().trim_start_matches(['*', '_']);
+    if v.is_empty() {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    !JUDGEMENTS.iter().any(|j| {
+        lower.starts_with(j)
+            && !lower[j.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+    })
 }
 
 /// The value that starts `rest` (see [`answer_phrase`]).
