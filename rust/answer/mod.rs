@@ -164,7 +164,10 @@ pub fn gold_parseable(gold: &str) -> bool {
 /// Decides whether `predicted` (an already-extracted answer) equals `gold`.
 ///
 /// `gold` may be a bare answer, a solution with a `\boxed{}`, a GSM8K `#### N` text, or a
-/// worked solution without either (its answer phrase, final math or last number is used).
+/// worked solution without either (its answer phrase, final math or last number is used);
+/// `predicted` is reduced the same way, so a sentence such as `The answer is $5$.` reads as `5`
+/// (use [`verify_completion`] for whole model outputs: it also prefers the text after
+/// `</think>` and honours the extraction options).
 /// Reasons: `PredictionMissing` for an empty prediction; `InputTooLong` past
 /// [`MAX_ANSWER_CHARS`]; `GoldUnparseable` when the gold is empty or malformed math (never
 /// counted as equivalent here; the reward layer decides what that means);
@@ -182,7 +185,9 @@ pub fn verify(gold: &str, predicted: &str, opts: &VerifyOptions) -> Verdict {
         return Verdict::new(false, R::InputTooLong, "gold answer longer than the cap");
     }
     let g = normalize::normalize_with(&g_raw, false);
-    let mut p = normalize::normalize_with(predicted, false);
+    // a prediction written as a sentence or a solution is reduced as a gold is
+    let p_raw = gold_answer(predicted);
+    let mut p = normalize::normalize_with(&p_raw, false);
     if opts.aimo {
         if let Some(k) =
             extract::extract_answer(&format!("\\boxed{{{predicted}}}"), &opts.extract_options())
