@@ -244,7 +244,7 @@ pub fn answer_phrase(text: &str) -> Option<String> {
         }
         if b[i..i + 6].eq_ignore_ascii_case(b"answer") {
             if let Some(v) = answer_value_start(text, i) {
-                if let Some(value) = phrase_value(&text[v..]).filter(|p| states_a_value(p)) {
+                if let Some(value) = phrase_value(&text[v..]) {
                     return Some(value);
                 }
             }
@@ -370,6 +370,9 @@ fn phrase_value(rest: &str) -> Option<String> {
             break;
         }
     }
+    if !states_a_value(t) {
+        return None;
+    }
     let window = &t[..floor_char_boundary(t, PHRASE_WINDOW)];
     let line_end = window.find('\n').unwrap_or(window.len());
     let sc = scan(window);
@@ -386,7 +389,74 @@ fn phrase_value(rest: &str) -> Option<String> {
     let line = &window[..line_end];
     let line = &line[..floor_char_boundary(line, MAX_PHRASE)];
     let value = strip_filler(cut_clause(sentence(line)).trim());
-    Some(number_before_words(value).unwrap_or_else(|| value.to_string()))
+    let value = trim_value_tail(value);
+    if let Some(n) = number_before_words(value) {
+        return Some(n);
+    }
+    // a sentence more than a value (`there were 12 taken by the guests`): its first number
+    if prose_word_count(value) >= 2 {
+        if let Some(n) = first_number(value) {
+            return Some(n);
+        }
+    }
+    Some(value.to_string())
+}
+
+/// Drops a dangling operator or trailing words after a value (`42 *`, `= 22 years ago`).
+fn trim_value_tail(v: &str) -> &str {
+    let v = v.trim_end_matches([' ', '*', '+', '/', '=', '\u{d7}', '\\']);
+    // the run of plain words at the end, if a number comes before it
+    let mut cut = v.len();
+    let mut rest = v;
+    while let Some(k) = rest.rfind(' ') {
+        let last = &rest[k + 1..];
+        let wordy = last.len() >= 2
+            && last.chars().all(|c| c.is_ascii_alphabetic())
+            && !expr::is_known_word(&last.to_ascii_lowercase());
+        if !wordy {
+            break;
+        }
+        rest = rest[..k].trim_end();
+        cut = rest.len();
+    }
+    if cut < v.len() && rest.ends_with(|c: char| c.is_ascii_digit() || c == ')' || c == '%') {
+        return &v[..cut];
+    }
+    v
+}
+
+/// Words of three or more ASCII letters that are neither math words nor LaTeX command names.
+fn prose_word_count(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let command = start > 0 && b[start - 1] == b'\\';
+        let w = &s[start..i];
+        if !command && w.len() >= 3 && !expr::is_known_word(&w.to_ascii_lowercase()) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The first number written in `s` (as [`scan`] reads numbers).
+fn first_number(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let start = b.iter().position(u8::is_ascii_digit)?;
+    let mut end = start;
+    while end < b.len() && (b[end].is_ascii_digit() || matches!(b[end], b'.' | b',' | b'/')) {
+        end += 1;
+    }
+    scan(&s[..end]).last_number.map(|n| n.text)
 }
 
 /// Words that introduce a value after an answer phrase.
