@@ -253,3 +253,20 @@ fn free_form_extraction_order() {
     assert_eq!(ex("it is 3,5 m").as_deref(), Some("3.5"));
     assert_eq!(ex("no numbers at all"), None);
 }
+
+#[test]
+fn long_completions_read_their_tail_first() {
+    let o = VerifyOptions::default();
+    let para = "We compute 3 + 4 = 7 and $x = 2$.\n\n";
+    let long = para.repeat(3000);
+    assert!(verify_completion("99", &(long.clone() + "So the total is $99$."), &o).equivalent);
+    assert!(verify_completion("99", &(long + "So the total is 99 apples."), &o).equivalent);
+    // nothing in the tail: the whole text is read
+    let quiet = "Words only, no figures.\n\n".repeat(4000);
+    assert!(verify_completion("5", &format!("We get $x = 5$.\n\n{quiet}"), &o).equivalent);
+    let v = verify_completion("7", &quiet, &o);
+    assert_eq!(v.reason, VerdictReason::PredictionMissing);
+    // a display block opened before the tail still pairs up: the tail starts at a blank line
+    let spans = format!("{}$$\ny = 3\n$$", "Some $a$ and $b$ text.\n\n".repeat(4000));
+    assert!(verify_completion("3", &spans, &o).equivalent);
+}

@@ -438,12 +438,39 @@ impl Parser {
                 self.pos += 1;
                 Ok(Expr::Call(Func::Abs, Box::new(e)))
             }
-            Tok::Func(f) => {
-                // `sin^2 x` style powers on the function name
+            Tok::Func(mut f) => {
+                // `sin^2 x` style powers on the function name; `sin^{-1} x` is arcsin
                 let mut fpow = None;
                 if let Some(Tok::Op('^')) = self.peek() {
-                    self.pos += 1;
-                    fpow = Some(self.postfix()?);
+                    let one = |t: Option<&Tok>| matches!(t, Some(Tok::Num(n)) if n == "1");
+                    let t = |k: usize| self.toks.get(self.pos + k);
+                    let inv_len = if t(1) == Some(&Tok::Open)
+                        && t(2) == Some(&Tok::Op('-'))
+                        && one(t(3))
+                        && t(4) == Some(&Tok::Close)
+                    {
+                        5
+                    } else if t(1) == Some(&Tok::Op('-')) && one(t(2)) {
+                        3
+                    } else {
+                        0
+                    };
+                    let inverse = match f {
+                        Func::Sin => Some(Func::Asin),
+                        Func::Cos => Some(Func::Acos),
+                        Func::Tan => Some(Func::Atan),
+                        _ => None,
+                    };
+                    match inverse {
+                        Some(g) if inv_len > 0 => {
+                            self.pos += inv_len;
+                            f = g;
+                        }
+                        _ => {
+                            self.pos += 1;
+                            fpow = Some(self.postfix()?);
+                        }
+                    }
                 }
                 let arg = self.function_argument()?;
                 let call = Expr::Call(f, Box::new(arg));

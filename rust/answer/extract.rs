@@ -77,7 +77,7 @@ fn final_math_or_number(region: &str, opts: &ExtractOptions) -> Option<String> {
     if !opts.final_math && !opts.last_number_fallback {
         return None;
     }
-    let sc = scan(region);
+    let sc = scan_tail(region);
     let math = sc
         .final_math_end()
         .filter(|_| opts.final_math)
@@ -103,6 +103,34 @@ fn final_math_or_number(region: &str, opts: &ExtractOptions) -> Option<String> {
         (None, Some((_, n))) => Some(n),
         (None, None) => None,
     }
+}
+
+/// Texts longer than this are scanned from a paragraph break near their end first.
+const TAIL_SCAN: usize = 1 << 16;
+
+/// [`scan`] of `region`, with the ranges relative to `region`. A long region is first scanned
+/// from the first paragraph break (`\n\n`, where no inline math can be open) in its last
+/// [`TAIL_SCAN`] bytes; the whole region is scanned only when that tail holds no math and no
+/// number.
+fn scan_tail(region: &str) -> crate::answer::locate::Scan {
+    if region.len() > TAIL_SCAN {
+        let from = floor_char_boundary(region, region.len() - TAIL_SCAN);
+        if let Some(k) = region[from..].find("\n\n") {
+            let start = from + k + 2;
+            let mut sc = scan(&region[start..]);
+            if !sc.final_math.is_empty() || sc.last_number.is_some() {
+                for s in sc.final_math.iter_mut().chain(sc.first_math.iter_mut()) {
+                    s.outer = s.outer.start + start..s.outer.end + start;
+                    s.body = s.body.start + start..s.body.end + start;
+                }
+                if let Some(n) = sc.last_number.as_mut() {
+                    n.range = n.range.start + start..n.range.end + start;
+                }
+                return sc;
+            }
+        }
+    }
+    scan(region)
 }
 
 /// Aligned derivations (`\begin{aligned} x &= 2+3 \\ &= 5 \end{aligned}`, or lines split by

@@ -265,17 +265,20 @@ proptest! {
     }
 }
 
-/// Extraction is linear: a 1 MB completion is handled within the per-call limit (release
-/// builds), and ten times the text takes about ten times as long.
+/// Extraction is linear: ten times the text takes about ten times as long, for a completion
+/// written in paragraphs (where the final answer is looked for near the end first) and for one
+/// long paragraph (where the whole text is scanned); a 1 MB completion in paragraphs is
+/// handled within the per-call limit (release builds).
 #[test]
 fn one_megabyte_completion_is_linear() {
     let paragraph = "Janet sells 16 - 3 - 4 = 9 eggs at $2 each, so she makes $18 a day. \
                      We have $x = 5+5+1 = 11$ and \\(\\frac{1}{2}\\) of 1,234 is 617. \
-                     Step 3 is not final; \\[ y \\geq 2 \\] holds.\n";
-    let build = |bytes: usize| {
+                     Step 3 is not final; \\[ y \\geq 2 \\] holds.";
+    let build = |bytes: usize, sep: &str| {
         let mut t = String::with_capacity(bytes + 64);
         while t.len() < bytes {
             t.push_str(paragraph);
+            t.push_str(sep);
         }
         t.push_str("So the total is $42$.");
         t
@@ -292,16 +295,18 @@ fn one_megabyte_completion_is_linear() {
             })
             .fold(f64::INFINITY, f64::min)
     };
-    let small = build(100_000);
-    let large = build(1_000_000);
-    let (t_small, t_large) = (best_ms(&small), best_ms(&large));
-    eprintln!("verify_completion: 100 kB {t_small:.3} ms, 1 MB {t_large:.3} ms");
-    assert!(
-        t_large <= 20.0 * t_small + 2.0,
-        "not linear: {t_small:.3} ms vs {t_large:.3} ms"
-    );
-    if !cfg!(debug_assertions) {
-        assert!(t_large <= LIMIT_MS, "1 MB completion took {t_large:.3} ms");
+    for (name, sep) in [("paragraphs", "\n\n"), ("one paragraph", " ")] {
+        let small = build(100_000, sep);
+        let large = build(1_000_000, sep);
+        let (t_small, t_large) = (best_ms(&small), best_ms(&large));
+        eprintln!("verify_completion, {name}: 100 kB {t_small:.3} ms, 1 MB {t_large:.3} ms");
+        assert!(
+            t_large <= 20.0 * t_small + 2.0,
+            "{name}: not linear: {t_small:.3} ms vs {t_large:.3} ms"
+        );
+        if !cfg!(debug_assertions) && sep == "\n\n" {
+            assert!(t_large <= LIMIT_MS, "1 MB completion took {t_large:.3} ms");
+        }
     }
 }
 

@@ -178,6 +178,11 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
     let j = name_end(c, i + 1);
     let name: String = c[i + 1..j].iter().collect();
     match name.as_str() {
+        "mathbb" if argument(c, j).0 == ['R'] => {
+            // the real line
+            out.push_str("(-inf,inf)");
+            argument(c, j).1
+        }
         "frac" | "dfrac" | "tfrac" | "cfrac" => {
             let (a, k) = argument(c, j);
             let (b, k) = argument(c, k);

@@ -146,6 +146,15 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
     // sets
     if s.starts_with('{') && matching_close(s) == Some(s.len() - 1) {
         let inner = &s[1..s.len() - 1];
+        // set-builder `{x | x >= 5}`, `{x : x > 0}`: the condition
+        for sep in ["|", ":"] {
+            let parts = split_top(inner, sep);
+            if parts.len() == 2 && crate::answer::normalize::is_simple_var(parts[0].trim()) {
+                if let Some(cond @ Answer::Rel(..)) = sub(&parts[1]) {
+                    return Some(cond);
+                }
+            }
+        }
         if inner.trim().is_empty() {
             return Some(Answer::Set(Vec::new()));
         }

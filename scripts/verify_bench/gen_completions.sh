@@ -3,23 +3,31 @@
 # SmolLM2-135M-Instruct and Gemma-3-270M on the first N problems of MATH-500 and GSM8K test,
 # one sample per problem, written as {"gold", "completion"} lines by `eval --texts`.
 #
-# Usage: scripts/verify_bench/gen_completions.sh OUT_DIR [N=150] [MAX_TOKENS=300]
+# Usage: scripts/verify_bench/gen_completions.sh OUT_DIR [N=150] [MAX_TOKENS=300] [N_GEMMA=N]
 # Needs the models (scripts/setup.sh smollm2 gemma3) and ../shared/data. Runs on one thread
 # under nice; about 1.5 hours on one core for the defaults. The outputs are not committed.
 set -euo pipefail
 out="${1:?usage: gen_completions.sh OUT_DIR [N] [MAX_TOKENS]}"
 n="${2:-150}"
 max_tokens="${3:-300}"
+n_gemma="${4:-$n}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 mkdir -p "$out"
 (cd "$root" && cargo build --release --quiet --example eval)
 bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/eval"
-params="{\"n_samples\":1,\"max_tokens\":$max_tokens,\"sampling\":{\"temperature\":0.6,\"seed\":7}}"
+common="\"n_samples\":1,\"max_tokens\":$max_tokens,\"sampling\":{\"temperature\":0.6,\"seed\":7}"
 for model in smollm2 gemma3; do
+  params="{$common}"
+  limit="$n"
+  if [ "$model" = gemma3 ]; then
+    # the Gemma-3 GGUF carries no chat template: use llama.cpp's built-in one
+    params="{$common,\"prompt\":{\"format\":{\"kind\":\"builtin\",\"name\":\"gemma\"}}}"
+    limit="$n_gemma"
+  fi
   for ds in math500 gsm8k_test; do
     f="$out/${model}_${ds}.jsonl"
-    [ -s "$f" ] && [ "$(wc -l < "$f")" -ge "$n" ] && continue
-    (cd "$root" && nice "$bin" --model "$model" --dataset "$ds" --limit "$n" --threads 1 \
+    [ -s "$f" ] && [ "$(wc -l < "$f")" -ge "$limit" ] && continue
+    (cd "$root" && nice "$bin" --model "$model" --dataset "$ds" --limit "$limit" --threads 1 \
       --params "$params" --texts "$f" > "$out/${model}_${ds}.log" 2>&1)
   done
 done
