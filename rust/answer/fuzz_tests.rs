@@ -19,7 +19,9 @@ fn timed_ms(f: &dyn Fn()) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-fn check_bounded(gold: &str, pred: &str) {
+/// Runs every entry point on (gold, pred); each call must end within [`LIMIT_MS`] (a slow call
+/// is retried once). Returns the slowest call's time.
+fn check_bounded(gold: &str, pred: &str) -> f64 {
     let opts = VerifyOptions::default();
     let aimo = VerifyOptions {
         aimo: true,
@@ -27,26 +29,44 @@ fn check_bounded(gold: &str, pred: &str) {
         ..VerifyOptions::default()
     };
     let strict = VerifyOptions::strict();
-    let run = || {
-        let _ = normalize(pred);
-        let _ = verify(gold, pred, &opts);
-        let _ = verify(pred, gold, &opts);
-        let _ = verify_completion(gold, pred, &opts);
-        let _ = verify_completion(pred, gold, &opts);
-        let _ = verify_completion(gold, pred, &strict);
-        let _ = verify_completion(gold, pred, &aimo);
-        let _ = extract_answer(pred, &ExtractOptions::default());
-        let _ = extract_answer(pred, &ExtractOptions::free_form());
-        let _ = answer_key(pred);
-    };
-    let ms = timed_ms(&run);
-    if ms > LIMIT_MS {
-        let again = timed_ms(&run);
-        assert!(
-            again <= LIMIT_MS,
-            "{again:.2} ms (first {ms:.2} ms) for gold={gold:?} pred={pred:?}"
-        );
+    let calls: [(&str, &dyn Fn()); 10] = [
+        ("normalize", &|| drop(normalize(pred))),
+        ("verify", &|| drop(verify(gold, pred, &opts))),
+        ("verify swapped", &|| drop(verify(pred, gold, &opts))),
+        ("verify_completion", &|| {
+            drop(verify_completion(gold, pred, &opts))
+        }),
+        ("verify_completion swapped", &|| {
+            drop(verify_completion(pred, gold, &opts))
+        }),
+        ("verify_completion strict", &|| {
+            drop(verify_completion(gold, pred, &strict))
+        }),
+        ("verify_completion aimo", &|| {
+            drop(verify_completion(gold, pred, &aimo))
+        }),
+        ("extract_answer", &|| {
+            drop(extract_answer(pred, &ExtractOptions::default()))
+        }),
+        ("extract_answer free-form", &|| {
+            drop(extract_answer(pred, &ExtractOptions::free_form()))
+        }),
+        ("answer_key", &|| drop(answer_key(pred))),
+    ];
+    let mut worst = 0.0f64;
+    for (name, call) in calls {
+        let mut ms = timed_ms(call);
+        if ms > LIMIT_MS {
+            let first = ms;
+            ms = timed_ms(call);
+            assert!(
+                ms <= LIMIT_MS,
+                "{name}: {ms:.2} ms (first {first:.2} ms) for gold={gold:?} pred={pred:?}"
+            );
+        }
+        worst = worst.max(ms);
     }
+    worst
 }
 
 const PIECES: &[&str] = &[
@@ -197,12 +217,12 @@ proptest! {
 
     #[test]
     fn latexish_inputs_never_panic_and_stay_fast(g in latexish(), p in latexish()) {
-        check_bounded(&g, &p);
+        let _ = check_bounded(&g, &p);
     }
 
     #[test]
     fn arbitrary_strings_never_panic(g in any::<String>(), p in any::<String>()) {
-        check_bounded(&g, &p);
+        let _ = check_bounded(&g, &p);
     }
 }
 
@@ -261,7 +281,7 @@ proptest! {
 
     #[test]
     fn completion_like_inputs_never_panic_and_stay_fast(g in latexish(), c in completion_like()) {
-        check_bounded(&g, &c);
+        let _ = check_bounded(&g, &c);
     }
 }
 
@@ -300,8 +320,9 @@ fn one_megabyte_completion_is_linear() {
         let large = build(1_000_000, sep);
         let (t_small, t_large) = (best_ms(&small), best_ms(&large));
         eprintln!("verify_completion, {name}: 100 kB {t_small:.3} ms, 1 MB {t_large:.3} ms");
+        // a quadratic scan would take ~100x; the slack absorbs a shared machine's noise
         assert!(
-            t_large <= 20.0 * t_small + 2.0,
+            t_large <= 30.0 * t_small + 5.0,
             "{name}: not linear: {t_small:.3} ms vs {t_large:.3} ms"
         );
         if !cfg!(debug_assertions) && sep == "\n\n" {
@@ -380,9 +401,8 @@ fn pathological_inputs_are_bounded() {
             ("42", c.as_str()),
             (c.as_str(), "42"),
         ] {
-            worst = worst.max(timed_ms(&|| check_bounded(g, p)));
+            worst = worst.max(check_bounded(g, p));
         }
     }
-    // one check_bounded runs six entry points (twice when a first run was slow)
-    eprintln!("worst pathological check: {worst:.3} ms for six calls");
+    eprintln!("slowest call on a pathological input: {worst:.3} ms");
 }
