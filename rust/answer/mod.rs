@@ -4,6 +4,23 @@
 //! [`answer_key`]. Every call is bounded: inputs are capped at [`MAX_ANSWER_CHARS`] (answers)
 //! or scanned linearly (completions), parsing depth is capped, and comparisons draw on a fixed
 //! budget; no input makes them panic.
+//!
+//! [`verify_completion`] with [`VerifyOptions::default`] reads free-form outputs. Extraction
+//! order: the last `\boxed{}` → the last answer phrase (`the answer is …`, `Answer: …`,
+//! `Answer $9$`, `#### …`) → the final math (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`, spans joined as
+//! `$a$ and $b$`) or the last number in running text (`$18`, `3,5 €`, `1 250 000`, `.4`,
+//! `45%`), whichever ends later; each step looks after `</think>` first.
+//! [`VerifyOptions::strict`] stops after the answer phrase (the paper's format rule).
+//!
+//! Comparison, in brief: numbers exactly or within a relative tolerance; expressions by
+//! sampling; equations and equation chains by their last side (`x = 5+5+1 = 11` is `11`; `≈`
+//! also keeps its exact side); inequalities as the same relation up to reversal, negation of
+//! both sides or positive scaling (`x ≥ 5`, `5 ≤ x`, `-x ≤ -5`), and as intervals; matrices
+//! and vectors element by element; sets, `±` pairs, bare lists and unions unordered. Readings
+//! chosen where two are defensible: a bare list (`1, 2, 3`) compares as a set; a parenthesized
+//! tuple predicted for a set compares as a set, but a set predicted for a tuple does not match;
+//! a column vector equals the tuple of its entries; a gold written as a worked solution is
+//! reduced to its answer as a completion is.
 pub mod compare;
 pub mod eval;
 pub mod expr;
