@@ -421,10 +421,15 @@ fn phrase_value(rest: &str) -> Option<String> {
     if let Some(n) = number_before_words(value) {
         return Some(n);
     }
-    // a sentence more than a value (`there were 12 taken by the guests`): its first number
-    if prose_word_count(value) >= 2 {
+    // a sentence more than a value (`there were 12 taken by the guests`): its first number;
+    // a sentence with no number or math in it is no answer (`is different for each account`)
+    let words = prose_word_count(value);
+    if words >= 2 {
         if let Some(n) = first_number(value) {
             return Some(n);
+        }
+        if words >= 3 && !value.contains(['\\', '$', '=', '^']) {
+            return None;
         }
     }
     Some(value.to_string())
