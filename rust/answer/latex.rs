@@ -223,10 +223,14 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
         "text" | "textbf" | "textit" | "textrm" | "texttt" | "textsf" | "mbox" | "mathrm"
         | "mathbf" | "mathit" | "mathsf" | "mathtt" | "boldsymbol" | "bm" | "emph" | "hbox"
         | "operatorname" | "mathbb" | "mathcal" | "mathscr" | "mathfrak" | "textnormal"
-        | "textup" | "boxed" | "fbox" | "framebox" | "underline" | "overline" => {
+        | "textup" | "boxed" | "fbox" | "framebox" | "underline" | "overline" | "rm" | "bf"
+        | "it" | "sf" | "tt" => {
             let (a, k) = argument(c, j);
             let unit_like = name.starts_with("text")
-                || matches!(name.as_str(), "mbox" | "hbox" | "mathrm" | "operatorname");
+                || matches!(
+                    name.as_str(),
+                    "mbox" | "hbox" | "mathrm" | "operatorname" | "rm"
+                );
             if unit_like && after_number(out) && is_unit_text(&a.iter().collect::<String>()) {
                 // `5\text{ cm}`, `12\mbox{ m}^2`: the unit goes, with its power
                 return skip_unit_power(c, k);
