@@ -68,6 +68,20 @@ pub fn close(x: f64, y: f64, tol: f64) -> bool {
 
 /// Compares gold `g` with prediction `p`.
 pub fn equal(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
+    // unions of touching or overlapping intervals compare in merged form
+    // (`(-inf,0) U [0,inf)` = `(-inf,inf)`)
+    let (gm, pm) = (merged_union(g), merged_union(p));
+    if gm.is_some() || pm.is_some() {
+        let (g2, p2) = (gm.as_ref().unwrap_or(g), pm.as_ref().unwrap_or(p));
+        if let Some(r) = equal_exact_shape(g2, p2, ctx) {
+            return Some(r);
+        }
+    }
+    equal_exact_shape(g, p, ctx)
+}
+
+/// [`equal`] without union merging.
+fn equal_exact_shape(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
     use Answer as A;
     match (g, p) {
         (A::Scalar(a), A::Scalar(b)) => scalar_eq(a, b, ctx),
@@ -133,6 +147,15 @@ pub fn equal(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
                 items: b,
             },
         ) => set_eq(a, b, ctx),
+        // so does a bracketed list that cannot be an interval (`[1, 2, 3]`)
+        (
+            A::Set(a),
+            A::Tuple {
+                open: '[',
+                close: ']',
+                items: b,
+            },
+        ) if b.len() != 2 => set_eq(a, b, ctx),
         (A::Set(a) | A::List(a) | A::Union(a), A::Set(b) | A::List(b) | A::Union(b)) => {
             unordered(a, b, ctx)
         }
@@ -144,6 +167,66 @@ pub fn equal(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
         }
         _ => None,
     }
+}
+
+/// A union of intervals with numeric ends, sorted and merged where they touch or overlap;
+/// `None` when the answer is not such a union or nothing merges. One interval left is returned
+/// as that interval.
+fn merged_union(a: &Answer) -> Option<Answer> {
+    let Answer::Union(items) = a else {
+        return None;
+    };
+    if items.len() > 64 {
+        return None;
+    }
+    let nan = |_: &str| f64::NAN;
+    let value = |x: &Answer| match x {
+        Answer::Scalar(e) => Some(float(e, &nan, PercentMode::Scale)).filter(|v| !v.is_nan()),
+        _ => None,
+    };
+    let mut ivs = Vec::with_capacity(items.len());
+    for it in items {
+        let Answer::Tuple { open, close, items } = it else {
+            return None;
+        };
+        if items.len() != 2 {
+            return None;
+        }
+        ivs.push((value(&items[0])?, value(&items[1])?, *open, *close, it));
+    }
+    ivs.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut merged: Vec<(f64, f64, char, char, &Answer, &Answer)> = Vec::new();
+    for (lo, hi, open, close, it) in ivs {
+        let Answer::Tuple { items: ends, .. } = it else {
+            return None;
+        };
+        match merged.last_mut() {
+            Some(m) if lo < m.1 || (lo == m.1 && (m.3 == ']' || open == '[')) => {
+                if hi > m.1 || (hi == m.1 && close == ']') {
+                    m.1 = hi;
+                    m.3 = close;
+                    m.5 = &ends[1];
+                }
+            }
+            _ => merged.push((lo, hi, open, close, &ends[0], &ends[1])),
+        }
+    }
+    if merged.len() == items.len() {
+        return None;
+    }
+    let tuples: Vec<Answer> = merged
+        .into_iter()
+        .map(|(_, _, open, close, lo, hi)| Answer::Tuple {
+            open,
+            close,
+            items: vec![lo.clone(), hi.clone()],
+        })
+        .collect();
+    Some(if tuples.len() == 1 {
+        tuples.into_iter().next()?
+    } else {
+        Answer::Union(tuples)
+    })
 }
 
 fn ordered(a: &[Answer], b: &[Answer], ctx: &Ctx) -> Option<VerdictReason> {
