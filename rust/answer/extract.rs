@@ -19,7 +19,7 @@
 
 use crate::answer::eval::{exact, PercentMode};
 use crate::answer::expr;
-use crate::answer::locate::{join_bodies, scan};
+use crate::answer::locate::{join_bodies, scan, MathSpan};
 use crate::answer::normalize::normalize;
 use crate::answer::verdict::ExtractOptions;
 
@@ -81,7 +81,7 @@ fn final_math_or_number(region: &str, opts: &ExtractOptions) -> Option<String> {
     let math = sc
         .final_math_end()
         .filter(|_| opts.final_math)
-        .map(|end| (end, reduce_math(&join_bodies(region, &sc.final_math))));
+        .map(|end| (end, reduce_math(&join_alike(region, &sc.final_math, true))));
     let mut number = None;
     if opts.last_number_fallback {
         number = sc.last_number.map(|n| (n.range.end, n.text));
@@ -102,6 +102,50 @@ fn final_math_or_number(region: &str, opts: &ExtractOptions) -> Option<String> {
         (Some((_, m)), None) => Some(clean(&m)),
         (None, Some((_, n))) => Some(n),
         (None, None) => None,
+    }
+}
+
+/// What a math span states, for joining `$a$, $b$ and $c$` into one answer.
+#[derive(PartialEq)]
+enum SpanShape {
+    Inequality,
+    Equation,
+    Value,
+}
+
+fn span_shape(body: &str) -> SpanShape {
+    let ineq = [
+        "<", ">", "\\le", "\\ge", "\\lt", "\\gt", "\\ne", "\u{2264}", "\u{2265}", "\u{2260}",
+    ];
+    if ineq.iter().any(|t| body.contains(t)) {
+        SpanShape::Inequality
+    } else if body.contains('=') {
+        SpanShape::Equation
+    } else {
+        SpanShape::Value
+    }
+}
+
+/// The bodies of joined spans, keeping only the run that states the same kind of thing as the
+/// span the run is anchored on (`Since $x > 0$, $x = 2$` keeps `x = 2`): the last span for
+/// final math, the first for a phrase's value.
+fn join_alike(text: &str, spans: &[MathSpan], anchor_last: bool) -> String {
+    let anchor = if anchor_last {
+        spans.last()
+    } else {
+        spans.first()
+    };
+    let Some(anchor) = anchor else {
+        return String::new();
+    };
+    let shape = span_shape(&text[anchor.body.clone()]);
+    let alike = |s: &&MathSpan| span_shape(&text[s.body.clone()]) == shape;
+    if anchor_last {
+        let keep = spans.iter().rev().take_while(alike).count();
+        join_bodies(text, &spans[spans.len() - keep..])
+    } else {
+        let keep = spans.iter().take_while(alike).count();
+        join_bodies(text, &spans[..keep])
     }
 }
 
@@ -411,7 +455,7 @@ fn phrase_value(rest: &str) -> Option<String> {
             .is_empty()
             || is_filler(before);
         if first.outer.start <= line_end && filler {
-            return Some(reduce_math(&join_bodies(window, &sc.first_math)));
+            return Some(reduce_math(&join_alike(window, &sc.first_math, false)));
         }
     }
     let line = &window[..line_end];

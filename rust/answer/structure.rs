@@ -239,11 +239,20 @@ fn flatten_pm(items: Vec<Answer>) -> Vec<Answer> {
     out
 }
 
-/// `x = (1, 2)`, `v = ((6),(-3))`: one variable named before a tuple, set or matrix.
+/// `x = (1, 2)`, `v = ((6),(-3))`, `(x, y) = (2, -1)`: a variable (or a tuple of variables)
+/// naming a tuple, set or matrix.
 fn named_structure(s: &str, depth: usize) -> Option<Answer> {
+    use crate::answer::normalize::is_simple_var;
     let (lhs, rhs) = s.split_once('=')?;
-    let rhs = rhs.trim();
-    if rhs.contains(['=', '<', '>']) || !crate::answer::normalize::is_simple_var(lhs.trim()) {
+    let (lhs, rhs) = (lhs.trim(), rhs.trim());
+    // `v = …`, or `(x, y) = …`: a tuple of variables naming a tuple
+    let names_ok = is_simple_var(lhs)
+        || (lhs.starts_with('(')
+            && matching_close(lhs) == Some(lhs.len() - 1)
+            && split_top(&lhs[1..lhs.len() - 1], ",")
+                .iter()
+                .all(|v| is_simple_var(v.trim())));
+    if rhs.contains(['=', '<', '>']) || !names_ok {
         return None;
     }
     if !rhs.starts_with(['(', '[', '{']) || matching_close(rhs) != Some(rhs.len() - 1) {
