@@ -69,6 +69,12 @@ fn main() {
             soname_version(&major, &minor)
         );
     }
+    // A dynamic-backends build: where llama-cpp-sys-2 put the backend modules (found at run
+    // time when nothing else is), and libfmr.so finds libllama/libggml beside itself.
+    if let Ok(dir) = std::env::var("DEP_LLAMA_BACKENDS_DIR") {
+        println!("cargo:rustc-env=FMR_BUILD_BACKEND_DIR={dir}");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,$ORIGIN");
+    }
     let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");
     config.after_includes = Some(header_prelude(

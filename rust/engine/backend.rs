@@ -7,7 +7,9 @@ use std::sync::Once;
 
 static INIT: Once = Once::new();
 
-/// Initialises llama.cpp's backends once per process and routes its log output.
+/// Initialises llama.cpp's backends once per process and routes its log output. In a
+/// `dynamic-backends` build it also loads the backend modules (the best CPU variant for this
+/// host, and CUDA when its module is present; see `modules.rs` for where they are looked for).
 ///
 /// llama.cpp's log output is dropped unless the environment variable `FMR_LLAMA_LOG` is set (to
 /// anything), so host programs get no chatter on stderr; failures reach callers as errors. Safe to call from any thread, any
@@ -23,7 +25,18 @@ pub fn init_backend() {
             }
             sys::llama_backend_init();
         }
+        #[cfg(feature = "dynamic-backends")]
+        super::modules::load_backend_modules();
     });
+}
+
+/// Whether a CPU backend is registered (always, unless a `dynamic-backends` build found no
+/// module to load). Loads the backends first.
+pub(crate) fn has_cpu_backend() -> bool {
+    init_backend();
+    let name = std::ffi::CString::new("CPU").unwrap_or_default();
+    // SAFETY: a registry lookup by a NUL-terminated name.
+    !unsafe { sys::ggml_backend_reg_by_name(name.as_ptr()) }.is_null()
 }
 
 /// A log sink that drops everything.

@@ -10,6 +10,7 @@ mod batch;
 mod context;
 mod devices;
 mod lora;
+mod modules;
 mod model;
 mod placement;
 mod preflight;

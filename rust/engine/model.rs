@@ -130,6 +130,12 @@ impl Model {
     pub fn load(path: impl AsRef<Path>, params: &ModelParams) -> Result<Model> {
         let path = path.as_ref();
         init_backend();
+        if !super::backend::has_cpu_backend() {
+            return Err(Error::new(
+                ErrorCode::ModelLoad,
+                super::modules::missing_modules_message(),
+            ));
+        }
         check_gguf_file(path)?;
         let c_path = path_to_cstring(path)?;
         let summary = super::preflight::check_model_file(path, &c_path)?;
