@@ -9,6 +9,12 @@
 #              those of --prefix
 #   --no-build install what `cargo build --release` already built (in $CARGO_TARGET_DIR or
 #              target/) instead of building first
+#   --features cargo features for the build (e.g. dynamic-backends)
+#
+# A dynamic-backends build (libfmr.so needs libllama.so) also installs libllama/libggml next to
+# libfmr and the backend modules under lib/fmr/backends/ (the CPU variants, and libggml-cuda.so
+# when scripts/build_cuda_backend.sh has built it into $FMR_CUDA_MODULE_DIR or
+# target/cuda-backend/), where libfmr looks for them.
 #
 # Layout (PREFIX/…):
 #   lib/libfmr.so.X.Y.Z, lib/libfmr.so.SOVER -> …, lib/libfmr.so -> …   (soname libfmr.so.SOVER)
@@ -27,13 +33,15 @@ prefix=/usr/local
 libdir=lib
 destdir=""
 build=1
+features=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix="$2"; shift 2 ;;
     --libdir) libdir="$2"; shift 2 ;;
     --destdir) destdir="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --features) features="$2"; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "install: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,7 +61,7 @@ IFS=. read -r major minor patch <<<"$version"
 if [ "$major" = 0 ]; then sover="0.$minor"; else sover="$major"; fi
 
 if [ "$build" = 1 ]; then
-  (cd "$root" && cargo build --release -p fmr --lib)
+  (cd "$root" && cargo build --release -p fmr --lib ${features:+--features "$features"})
 fi
 target="${CARGO_TARGET_DIR:-$root/target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
@@ -69,6 +77,12 @@ fi
 # What the static library needs besides itself: llama.cpp's C++ runtime and OpenMP, and what
 # Rust's standard library uses (as `rustc --print native-static-libs` lists it on Linux).
 static_libs=(-lstdc++ -lgomp -lm -lpthread -ldl -lrt -lutil -lgcc_s -lc)
+dynamic=0
+if command -v readelf >/dev/null && readelf -d "$built/libfmr.so" | grep -q 'NEEDED.*libllama'; then
+  dynamic=1
+  # libfmr.a then leaves llama.cpp to the shared libraries installed beside it.
+  static_libs=(-lllama -lggml -lggml-base "${static_libs[@]}")
+fi
 
 dest_lib="$destdir$libdir_abs"
 dest_inc="$destdir$prefix/$includedir_rel/fmr"
@@ -117,6 +131,21 @@ subst() {
 }
 subst "$root/cpp/cmake/fmrConfig.cmake.in" > "$dest_cmake/fmrConfig.cmake"
 subst "$root/cpp/cmake/fmrConfigVersion.cmake.in" > "$dest_cmake/fmrConfigVersion.cmake"
+
+# A dynamic-backends build: the shared llama.cpp libraries and the backend modules.
+if [ "$dynamic" = 1 ]; then
+  sys_out=$(ls -td "$built"/build/llama-cpp-sys-2-*/out 2>/dev/null | while read -r d; do
+    [ -f "$d/lib/libllama.so" ] && [ -d "$d/backends" ] && { echo "$d"; break; }; done)
+  [ -n "$sys_out" ] || { echo "install: libfmr.so needs libllama.so but no dynamic-backends build output was found" >&2; exit 1; }
+  cp -P "$sys_out"/lib/libllama.so* "$sys_out"/lib/libggml.so* "$sys_out"/lib/libggml-base.so* "$dest_lib/"
+  mkdir -p "$dest_lib/fmr/backends"
+  install -m 755 "$sys_out"/backends/libggml-*.so "$dest_lib/fmr/backends/"
+  cuda_dir="${FMR_CUDA_MODULE_DIR:-$target/cuda-backend}"
+  if [ -f "$cuda_dir/libggml-cuda.so" ]; then
+    install -m 755 "$cuda_dir/libggml-cuda.so" "$dest_lib/fmr/backends/"
+  fi
+  echo "install: backend modules in $dest_lib/fmr/backends: $(cd "$dest_lib/fmr/backends" && echo *)"
+fi
 
 echo "install: fmr $version in $destdir$prefix (soname libfmr.so.$sover)"
 echo "  C:     cc prog.c \$(PKG_CONFIG_PATH=$libdir_abs/pkgconfig pkg-config --cflags --libs fmr)"

@@ -30,6 +30,12 @@ fn the_cpu_is_listed_with_its_memory_and_variant() {
     // This machine has AVX2; whatever variant runs was built for at least that much or is
     // the built-in backend of an x86-64-v3 build.
     assert!(v.features.iter().any(|f| f == "AVX2"), "{v:?}");
+    // A dynamic-backends build runs a variant module chosen for this host, never nothing.
+    #[cfg(feature = "dynamic-backends")]
+    assert!(v.library.starts_with("libggml-cpu-"), "{v:?}");
+    #[cfg(not(feature = "dynamic-backends"))]
+    assert_eq!(v.library, "built-in", "{v:?}");
+    eprintln!("cpu variant: {} [{}]", v.library, v.features.join(" "));
 }
 
 #[test]

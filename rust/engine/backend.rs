@@ -23,10 +23,13 @@ pub fn init_backend() {
             if !verbose {
                 sys::llama_log_set(Some(quiet_log), std::ptr::null_mut());
             }
-            sys::llama_backend_init();
         }
+        // Before llama_backend_init, which loads every module it finds (ggml's own choice of
+        // CPU variant) when none is registered yet.
         #[cfg(feature = "dynamic-backends")]
         super::modules::load_backend_modules();
+        // SAFETY: no preconditions.
+        unsafe { sys::llama_backend_init() };
     });
 }
 

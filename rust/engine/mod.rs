@@ -10,8 +10,8 @@ mod batch;
 mod context;
 mod devices;
 mod lora;
-mod modules;
 mod model;
+mod modules;
 mod placement;
 mod preflight;
 
