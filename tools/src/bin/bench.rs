@@ -9,11 +9,12 @@
 //! Usage: bench [--model smollm2|PATH] [--threads 2] [--npp 128] [--ntg 128] [--npl 1,8,16]
 //!              [--reps 3] [--json FILE]
 
-use fmr::engine::{ContextParams, Model, ModelParams, Token};
+use fmr::engine::{ContextParams, Model, Token};
 use fmr::generate::{Generator, RolloutHooks, RolloutParams};
 use std::sync::Arc;
 
 struct Args {
+    device: fmr_tools::args::DeviceArgs,
     model: String,
     threads: i32,
     npp: Vec<usize>,
@@ -25,6 +26,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
+        device: Default::default(),
         model: "smollm2".into(),
         threads: 2,
         npp: vec![128],
@@ -45,10 +47,14 @@ fn parse_args() -> Result<Args, String> {
             "--reps" => a.reps = val()?.parse().map_err(|e| format!("--reps: {e}"))?,
             "--json" => a.json = Some(val()?),
             "-h" | "--help" => {
-                println!("usage: bench [--model smollm2|PATH] [--threads N] [--npp 128] [--ntg 128] [--npl 1,8,16] [--reps 3] [--json FILE]");
+                println!("usage: bench [--model smollm2|PATH] [--threads N] [--npp 128] [--ntg 128] [--npl 1,8,16] [--reps 3] [--json FILE] {}", fmr_tools::args::DeviceArgs::USAGE);
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other}")),
+            other => {
+                if !a.device.take(other, &mut val)? {
+                    return Err(format!("unknown argument {other}"));
+                }
+            }
         }
     }
     if a.reps == 0 {
@@ -82,7 +88,7 @@ struct Row {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let path = fmr_tools::models::resolve_model(&args.model)?;
-    let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
+    let model = Arc::new(Model::load(&path, &args.device.params).map_err(|e| e.to_string())?);
     println!(
         "model: {} | threads {} | reps {} (best of) | {}",
         model.description(),
@@ -90,6 +96,7 @@ fn run() -> Result<(), String> {
         args.reps,
         fmr::engine::system_info().trim()
     );
+    println!("{}", fmr_tools::args::device_line(&model));
     println!();
     println!(
         "|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::Args;
 use fmr::answer::{extract_answer, ExtractOptions};
-use fmr::engine::{ContextParams, Model, ModelParams};
+use fmr::engine::{ContextParams, Model};
 use fmr::generate::{Generator, RolloutParams};
 use fmr::recipe::evaluate;
 use fmr::recipe::{load_problems, RunConfig};
@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     fmr::engine::init_backend();
     let path = cfg.model.clone();
-    let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
+    let model = Arc::new(Model::load(&path, &args.device.params).map_err(|e| e.to_string())?);
     let g = &cfg.grpo;
     // One completion per problem, `--in-flight` problems decoding together.
     let in_flight = args.in_flight.max(1);

@@ -12,7 +12,7 @@
 
 mod heldout;
 
-use fmr::engine::{ContextParams, Model, ModelParams};
+use fmr::engine::{ContextParams, Model};
 use fmr::generate::{Generator, GroupRequest, GroupResult, RolloutHooks, RolloutParams};
 use fmr_tools::progress::Progress;
 use fmr_tools::report;
@@ -26,6 +26,7 @@ use std::sync::Arc;
 const DEFAULT_PARAMS: &str = r#"{"n_samples": 8, "max_tokens": 256, "consensus": {"rule": "k_of_n", "k": 4}, "answer": {"last_number_fallback": true}}"#;
 
 struct Args {
+    device: fmr_tools::args::DeviceArgs,
     model: String,
     file: Option<String>,
     limit: Option<usize>,
@@ -42,6 +43,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
+        device: Default::default(),
         model: "smollm2".into(),
         file: None,
         limit: None,
@@ -82,10 +84,14 @@ fn parse_args() -> Result<Args, String> {
                 a.temperature = val()?.parse().map_err(|e| format!("--temperature: {e}"))?
             }
             "-h" | "--help" => {
-                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE] [--texts FILE] [--adapter GGUF|PEFT_DIR|CHECKPOINT] [--in-flight N]\n       eval --config RUN.json --file HELDOUT.jsonl [--adapter ...] [--temperature T] [--limit N] [--out ROWS.jsonl] [--in-flight N]   (held-out report: accuracy, format rate, tokens)");
+                println!("usage: eval [--model smollm2|PATH] [--dataset NAME | --file DATA.jsonl] [--limit N] [--params JSON] [--threads N] [--out FILE] [--baseline FILE] [--texts FILE] [--adapter GGUF|PEFT_DIR|CHECKPOINT] [--in-flight N] {}\n       eval --config RUN.json --file HELDOUT.jsonl [--adapter ...] [--temperature T] [--limit N] [--out ROWS.jsonl] [--in-flight N]   (held-out report: accuracy, format rate, tokens)", fmr_tools::args::DeviceArgs::USAGE);
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other}")),
+            other => {
+                if !a.device.take(other, &mut val)? {
+                    return Err(format!("unknown argument {other}"));
+                }
+            }
         }
     }
     Ok(a)
@@ -134,7 +140,7 @@ fn run() -> Result<(), String> {
     let params = RolloutParams::from_json(&args.params).map_err(|e| e.to_string())?;
     let verify_opts = report::verify_options(&params);
     let path = fmr_tools::models::resolve_model(&args.model)?;
-    let model = Arc::new(Model::load(&path, &ModelParams::default()).map_err(|e| e.to_string())?);
+    let model = Arc::new(Model::load(&path, &args.device.params).map_err(|e| e.to_string())?);
     // Problems decode together: `--in-flight` sequences (samples) at once.
     let in_flight = args.in_flight.max(params.n_samples);
     let cp = ContextParams {
@@ -157,6 +163,7 @@ fn run() -> Result<(), String> {
         model.description(),
         problems.len()
     );
+    println!("{}", fmr_tools::args::device_line(&model));
     println!(
         "params: {}",
         serde_json::to_string(&params).map_err(|e| e.to_string())?
