@@ -12,6 +12,7 @@
 #
 # Usage: scripts/build_cuda_backend.sh [ARCHS=80;90] [JOBS=nproc]
 #   ARCHS  CMAKE_CUDA_ARCHITECTURES (sm numbers separated by ';')
+#   FMR_LLAMA_SRC  the llama.cpp source folder, where cargo is not at hand (the GPU machine)
 # Output: ${CARGO_TARGET_DIR:-target}/cuda-backend/libggml-cuda.so, and the build's wall time
 # in cuda-backend/build-time.txt.
 set -euo pipefail
@@ -58,7 +59,8 @@ fi
 echo "cuda: toolkit $cuda ($("$cuda/bin/nvcc" --version | tail -1))"
 
 # The llama.cpp sources llama-cpp-sys-2 vendors (the version Cargo.lock pins).
-src=$(cd "$root" && cargo metadata --format-version 1 --locked 2>/dev/null | python3 -c '
+src="${FMR_LLAMA_SRC:-}"
+[ -n "$src" ] || src=$(cd "$root" && cargo metadata --format-version 1 --locked 2>/dev/null | python3 -c '
 import json, sys, os
 m = json.load(sys.stdin)
 p = next(p for p in m["packages"] if p["name"] == "llama-cpp-sys-2")
