@@ -62,3 +62,25 @@ pub fn shared_data(name: &str) -> Option<std::path::PathBuf> {
         }
     }
 }
+
+/// One rollout request per problem (its question rendered with `params.prompt`), for
+/// `Generator::rollout_many`.
+pub fn group_requests(
+    model: &fmr::engine::Model,
+    problems: &[Problem],
+    params: &fmr::generate::RolloutParams,
+) -> Result<Vec<fmr::generate::GroupRequest<'static>>, String> {
+    problems
+        .iter()
+        .map(|p| {
+            Ok(fmr::generate::GroupRequest {
+                prompt: params
+                    .prompt
+                    .tokenize(model, &p.question)
+                    .map_err(|e| e.to_string())?,
+                params: params.clone(),
+                hooks: fmr::generate::RolloutHooks::default(),
+            })
+        })
+        .collect()
+}

@@ -12,9 +12,7 @@
 //! once, default 16).
 
 use fmr::engine::{ContextParams, Model};
-use fmr::generate::{
-    Generator, GroupRequest, GroupResult, RolloutHooks, RolloutParams, TokenEvent,
-};
+use fmr::generate::{Generator, GroupResult, RolloutHooks, RolloutParams, TokenEvent};
 use fmr_tools::report;
 use std::io::Write;
 use std::sync::Arc;
@@ -153,17 +151,7 @@ fn run() -> Result<(), String> {
     } else {
         // Several problems decode together (`--in-flight` samples at once); results are
         // printed in problem order as they complete.
-        let mut requests = Vec::with_capacity(problems.len());
-        for p in &problems {
-            requests.push(GroupRequest {
-                prompt: params
-                    .prompt
-                    .tokenize(&model, &p.question)
-                    .map_err(|e| e.to_string())?,
-                params: params.clone(),
-                hooks: RolloutHooks::default(),
-            });
-        }
+        let requests = fmr_tools::data::group_requests(&model, &problems, &params)?;
         let started = std::time::Instant::now();
         let mut done: Vec<Option<Result<GroupResult, String>>> = vec![None; problems.len()];
         let mut next = 0;

@@ -13,7 +13,7 @@
 mod heldout;
 
 use fmr::engine::{ContextParams, Model};
-use fmr::generate::{Generator, GroupRequest, GroupResult, RolloutHooks, RolloutParams};
+use fmr::generate::{Generator, GroupResult, RolloutParams};
 use fmr_tools::progress::Progress;
 use fmr_tools::report;
 use serde::{Deserialize, Serialize};
@@ -169,17 +169,7 @@ fn run() -> Result<(), String> {
         serde_json::to_string(&params).map_err(|e| e.to_string())?
     );
     let mut progress = Progress::new("eval", problems.len());
-    let mut requests = Vec::with_capacity(problems.len());
-    for p in &problems {
-        requests.push(GroupRequest {
-            prompt: params
-                .prompt
-                .tokenize(&model, &p.question)
-                .map_err(|e| e.to_string())?,
-            params: params.clone(),
-            hooks: RolloutHooks::default(),
-        });
-    }
+    let requests = fmr_tools::data::group_requests(&model, &problems, &params)?;
     let mut results: Vec<Option<fmr::Result<GroupResult>>> =
         (0..problems.len()).map(|_| None).collect();
     generator
