@@ -29,13 +29,7 @@ case "$WHAT" in all|compare) ;; *) echo "usage: $0 [all|compare]"; exit 2 ;; esa
 BIN="${FMR_BIN:-target/device-infer}"
 OUT="${OUT:-infer-check-out}"
 WORK="${WORK:-/tmp/fmr-infer-check}"
-mkdir -p "$OUT" "$WORK"
-start=$(date +%s)
-elapsed() { echo $(( $(date +%s) - start )); }
-fails=0
-verdict() { # ok-flag label detail
-  if [ "$1" = 1 ]; then echo "PASS $2: $3"; else echo "FAIL $2: $3"; fails=$((fails + 1)); fi
-}
+. scripts/device/common.sh
 for f in bench solve random_gguf llama-src.tar.gz llama-cpp-python-src.tar.gz tok-llama.gguf; do
   [ -e "$BIN/$f" ] || { echo "FAIL setup: $BIN/$f missing (run scripts/device/infer_prep.sh, carry target/device-infer)"; exit 1; }
 done

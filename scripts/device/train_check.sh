@@ -32,13 +32,7 @@ OUT="${OUT:-train-check-out}"
 WORK="${WORK:-/tmp/fmr-train-check}"
 PY="${PY:-/opt/torch/.venv/bin/python}"
 export LD_LIBRARY_PATH="/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-mkdir -p "$OUT" "$WORK"
-start=$(date +%s)
-elapsed() { echo $(( $(date +%s) - start )); }
-fails=0
-verdict() { # ok-flag label detail
-  if [ "$1" = 1 ]; then echo "PASS $2: $3"; else echo "FAIL $2: $3"; fails=$((fails + 1)); fi
-}
+. scripts/device/common.sh
 for b in cuda_check train_bench random_gguf peft_check; do
   [ -x "$BIN/$b" ] || { echo "FAIL setup: $BIN/$b missing (run scripts/device/train_prep.sh and carry target/device-train)"; exit 1; }
 done
