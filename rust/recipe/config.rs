@@ -105,6 +105,10 @@ pub struct GrpoOptions {
     /// Sequences per forward/backward call (0 = the whole step at once, exact for every loss
     /// normalisation).
     pub micro_batch: usize,
+    /// μ: optimizer updates per batch of rollouts (TRL's `num_iterations`; the paper: 1).
+    /// With μ > 1 one GRPO step makes μ optimizer steps: `max_steps` and `checkpoint_every`
+    /// count optimizer steps and must be multiples of μ.
+    pub num_iterations: usize,
     /// KV-cache context of the rollout engine in tokens (0 = prompt + G × max completion).
     pub n_ctx: u32,
     /// Give every completion of a group with no correct answer advantage 0 (default false =
@@ -126,6 +130,7 @@ impl Default for GrpoOptions {
             rewards: RewardConfig::default(),
             custom_reward_weight: 1.0,
             micro_batch: 0,
+            num_iterations: 1,
             n_ctx: 0,
             skip_unsolved_groups: false,
         }
@@ -326,6 +331,16 @@ impl RunConfig {
         }
         if self.grpo.max_completion_tokens == 0 {
             return bad("grpo.max_completion_tokens must be >= 1");
+        }
+        let mu = self.grpo.num_iterations as u64;
+        if mu == 0 || mu > 64 {
+            return bad("grpo.num_iterations must be in 1..=64");
+        }
+        if mu > 1 && (self.max_steps % mu != 0 || self.checkpoint_every % mu != 0) {
+            return bad(
+                "with grpo.num_iterations > 1, max_steps and checkpoint_every count optimizer \
+                 steps and must be multiples of it",
+            );
         }
         if !self.grpo.custom_reward_weight.is_finite() {
             return bad("grpo.custom_reward_weight must be finite");

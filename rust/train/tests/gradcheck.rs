@@ -129,8 +129,7 @@ fn grpo_case(arch: Arch, loss_type: LossType) {
         seqs.push(GrpoSequence {
             prompt: toks(&mut rng, pl, v),
             completion: toks(&mut rng, cl, v),
-            old_logprobs: None,
-            ref_logprobs: None,
+            ..Default::default()
         });
     }
     // Old log-probs: current ones perturbed so some tokens are clipped.
@@ -290,4 +289,22 @@ fn sft_gradcheck_qwen2_completion_only() {
 #[test]
 fn sft_gradcheck_long_sequences() {
     sft_case_lens(Arch::Qwen2, false, &[(10, 290), (3, 140)]);
+}
+
+/// Gemma 3: √d embeddings, q/k head norms, post norms, GeGLU, a 6-token window on layer 0
+/// (sequences up to 22 tokens) and heads wider than `n_embd / n_head`.
+#[test]
+fn sft_gradcheck_gemma3() {
+    sft_case(Arch::Gemma3, true);
+}
+
+#[test]
+fn grpo_gradcheck_gemma3() {
+    grpo_case(Arch::Gemma3, LossType::Grpo);
+}
+
+/// Qwen3: q/k head norms, no biases, heads wider than `n_embd / n_head`.
+#[test]
+fn sft_gradcheck_qwen3() {
+    sft_case(Arch::Qwen3, false);
 }
