@@ -187,3 +187,13 @@ fn threads_share_a_model_with_random_cancels_and_deadlines_race_free() {
         .args(["3", "4", "7"]));
     assert!(out.contains("12 solves done, 0 failed"), "{out}");
 }
+
+/// The device list, the CPU variant and GPU placement errors through the C ABI.
+#[test]
+fn c_devices_and_gpu_errors() {
+    let dir = common::TempDir::new("c-devices");
+    let exe = dir.0.join("devices");
+    compile("cc", "c11", "tests/c/devices.c", &exe, &[]);
+    let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("0 failures"), "{out}");
+}

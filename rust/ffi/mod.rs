@@ -11,6 +11,7 @@
 
 pub mod boundary;
 pub mod cancel;
+pub mod device;
 pub mod error;
 pub mod generator;
 mod growable;
