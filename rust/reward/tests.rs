@@ -441,7 +441,7 @@ fn new_length_terms_in_totals() {
     }
     // Batched with a second medium group whose correct answers are short: the medium bucket
     // needs 2 correct answers within L over 2 groups → L = 20, so A loses its bonus.
-    let b = vec![
+    let b = [
         c("\\boxed{3}", 10),
         c("\\boxed{3}", 20),
         c("\\boxed{5}", 30),

@@ -203,6 +203,7 @@ pub(crate) trait Backend: Sync {
     /// `out = softmax(q kᵀ · attn_scale) v` over the keys the layer's window lets each query
     /// see (`hp().window(l)`), token-major `[T, heads · hd]` in and out; keeps what backward
     /// needs in `cache`.
+    #[allow(clippy::too_many_arguments)]
     fn attention_fwd(
         &self,
         batch: &Self::Batch,
