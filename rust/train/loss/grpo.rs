@@ -98,7 +98,8 @@ impl Default for GrpoConfig {
 }
 
 impl GrpoConfig {
-    fn validate(&self) -> Result<()> {
+    /// Checks the ranges of the options.
+    pub fn validate(&self) -> Result<()> {
         let eh = self.epsilon_high.unwrap_or(self.epsilon);
         if !((0.0..1.0).contains(&self.epsilon) && eh.is_finite() && eh >= 0.0) {
             return Err(TrainError::config(
@@ -260,7 +261,12 @@ pub fn compute_advantages(
 
 /// Per-sequence loss mask length: up to and including the first EOS; 0 for a truncated
 /// completion when `mask_truncated` is set.
-fn mask_len(completion: &[u32], eos: Option<u32>, truncated: bool, mask_truncated: bool) -> usize {
+pub(crate) fn mask_len(
+    completion: &[u32],
+    eos: Option<u32>,
+    truncated: bool,
+    mask_truncated: bool,
+) -> usize {
     if truncated && mask_truncated {
         return 0;
     }
