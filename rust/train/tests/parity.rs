@@ -502,6 +502,35 @@ fn random_qwen3_f32_parity() {
     }
 }
 
+/// The preset shapes of the random-weight writer, one or two layers deep and with a small
+/// vocabulary: Qwen3-0.6B (16 query heads of 128 over a 1024-wide residual, 8 KV heads) and
+/// Gemma-3-270M (4 heads of 256 over 640, one KV head, 512-token windows).
+#[test]
+fn random_preset_shapes_f32_parity() {
+    for (name, spec, lens) in [
+        (
+            "qwen3-0.6b",
+            RandomModelSpec::qwen3_0_6b(),
+            &[24usize, 40][..],
+        ),
+        ("gemma3-270m", RandomModelSpec::gemma3_270m(), &[30, 20][..]),
+    ] {
+        let spec = RandomModelSpec {
+            n_vocab: 512,
+            n_layer: 2,
+            n_ctx: 1024,
+            seed: 5,
+            ..spec
+        };
+        let p = common::scratch_dir().join(format!("random-preset-{name}.gguf"));
+        write_random_gguf(&spec, &p).expect("write random model");
+        let seqs = random_tokens(512, lens, 4);
+        let c = compare(&p, None, &seqs);
+        assert_f32_parity(&format!("random {name} shapes F32 (2 layers)"), &c);
+        let _ = std::fs::remove_file(&p);
+    }
+}
+
 #[test]
 fn random_qwen3_adapter_parity() {
     let path = random_arch(Arch::Qwen3, "adapter", |s| s.head_dim = Some(48));
