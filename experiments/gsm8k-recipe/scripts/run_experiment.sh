@@ -7,7 +7,9 @@
 # Usage: experiments/gsm8k-recipe/scripts/run_experiment.sh [stage...]
 #   stages: data sft eval-base eval-sft grpo-paper grpo-shorter-better grpo-laser
 #           select-paper select-shorter-better select-laser
-#   (default: all, in that order). Every training stage resumes from its checkpoint when run
+#   (default: all, in that order; `pilot` is a separate few-minute smoke run of every stage:
+#   4 SFT steps, 2 GRPO steps of each length reward, greedy evaluation on 20 test problems,
+#   everything under runs/pilot/). Every training stage resumes from its checkpoint when run
 #   again (a killed or time-limited run continues where it stopped), so a long run can be split
 #   into several shorter invocations of the same stage. Set MAX_MINUTES to bound one
 #   invocation of a training stage (default: no bound).
@@ -24,19 +26,9 @@ bin="${CARGO_TARGET_DIR:-$PWD/../../target}/release"
 test500=data/gsm8k_test500.jsonl
 math500="$SHARED_DATA/math500.jsonl"
 
-# A configuration with max_minutes set from MAX_MINUTES (the run resumes where it stopped).
-bounded() {
-  local cfg="$1"
-  if [ -z "${MAX_MINUTES:-}" ]; then echo "$cfg"; return; fi
-  local out="runs/$(basename "$cfg" .json).bounded.json"
-  python3 - "$cfg" "$out" "$MAX_MINUTES" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["max_minutes"] = float(sys.argv[3])
-json.dump(c, open(sys.argv[2], "w"), indent=2)
-PY
-  echo "$out"
-}
+# One invocation of a training stage stops after MAX_MINUTES when set (it resumes next time).
+limit=()
+[ -n "${MAX_MINUTES:-}" ] && limit=(--max-minutes "$MAX_MINUTES")
 
 # eval-NAME ADAPTER|-: greedy on the 500 GSM8K test problems, maj@8 on them, greedy MATH-500.
 evaluate() {
@@ -45,10 +37,41 @@ evaluate() {
   "$bin/eval" --config configs/gemma3_grpo_paper.json --file "$test500" "${a[@]}" \
     --out "runs/eval-$name-greedy.jsonl" 2>&1 | tee "runs/eval-$name-greedy.log"
   "$bin/eval" --model gemma3 --file "$test500" "${a[@]}" \
-    --params '{"n_samples": 8, "max_tokens": 320, "sampling": {"temperature": 0.7}}' \
+    --params '{"n_samples": 8, "max_tokens": 320, "sampling": {"temperature": 0.7}, "prompt": {"format": {"kind": "builtin", "name": "gemma"}}}' \
     --out "runs/eval-$name-maj8.jsonl" 2>&1 | tee "runs/eval-$name-maj8.log"
   "$bin/eval" --config configs/gemma3_grpo_paper.json --file "$math500" "${a[@]}" \
     --out "runs/eval-$name-math500.jsonl" 2>&1 | tee "runs/eval-$name-math500.log"
+}
+
+# A copy of a configuration with some keys replaced (JSON merged key by key), under runs/pilot/.
+pilot_cfg() { # config overrides-json -> path
+  local out="runs/pilot/$(basename "$1")"
+  python3 - "$1" "$out" "$2" <<'PY'
+import json, sys
+def merge(a, b):
+    for k, v in b.items():
+        a[k] = merge(a.get(k, {}), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+    return a
+c = merge(json.load(open(sys.argv[1])), json.loads(sys.argv[3]))
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+  echo "$out"
+}
+
+pilot() {
+  mkdir -p runs/pilot
+  head -n 20 "$test500" > runs/pilot/test20.jsonl
+  local sft grpo
+  sft=$(pilot_cfg configs/gemma3_sft.json '{"out_dir": "runs/pilot/sft", "max_steps": 4, "checkpoint_every": 2, "sft": {"eval_every": 2, "max_validation_rows": 16}}')
+  "$bin/sft" --config "$sft" --no-chart 2>&1 | tee runs/pilot/sft.log
+  "$bin/eval" --config configs/gemma3_grpo_paper.json --file runs/pilot/test20.jsonl \
+    --out runs/pilot/eval-base.jsonl 2>&1 | tee runs/pilot/eval-base.log
+  "$bin/eval" --config configs/gemma3_grpo_paper.json --file runs/pilot/test20.jsonl \
+    --adapter runs/pilot/sft/adapter.gguf --out runs/pilot/eval-sft.jsonl 2>&1 | tee runs/pilot/eval-sft.log
+  for r in paper shorter_better laser; do
+    grpo=$(pilot_cfg "configs/gemma3_grpo_$r.json" "{\"out_dir\": \"runs/pilot/grpo-$r\", \"init_adapter\": \"runs/pilot/sft/adapter\", \"max_steps\": 2, \"checkpoint_every\": 1, \"grpo\": {\"prompts_per_step\": 2, \"generations\": 4}}")
+    "$bin/grpo" --config "$grpo" --no-chart 2>&1 | tee "runs/pilot/grpo-$r.log"
+  done
 }
 
 # Accuracy and mean tokens of one adapter on the validation split (greedy, the run's limits).
@@ -95,15 +118,16 @@ for s in "${stages[@]}"; do
       python3 scripts/prepare_data.py --self-test
       python3 scripts/prepare_data.py --gsm8k-train "$SHARED_DATA/gsm8k_train.jsonl" --out data
       head -n 500 "$SHARED_DATA/gsm8k_test.jsonl" > "$test500" ;;
-    sft) "$bin/sft" --config "$(bounded configs/gemma3_sft.json)" 2>&1 | tee -a runs/sft.log ;;
+    sft) "$bin/sft" --config configs/gemma3_sft.json "${limit[@]}" 2>&1 | tee -a runs/sft.log ;;
     eval-base) evaluate base - ;;
     eval-sft) evaluate sft runs/gemma3-sft/adapter.gguf ;;
-    grpo-paper) "$bin/grpo" --config "$(bounded configs/gemma3_grpo_paper.json)" 2>&1 | tee -a runs/grpo-paper.log ;;
-    grpo-shorter-better) "$bin/grpo" --config "$(bounded configs/gemma3_grpo_shorter_better.json)" 2>&1 | tee -a runs/grpo-shorter-better.log ;;
-    grpo-laser) "$bin/grpo" --config "$(bounded configs/gemma3_grpo_laser.json)" 2>&1 | tee -a runs/grpo-laser.log ;;
+    grpo-paper) "$bin/grpo" --config configs/gemma3_grpo_paper.json "${limit[@]}" 2>&1 | tee -a runs/grpo-paper.log ;;
+    grpo-shorter-better) "$bin/grpo" --config configs/gemma3_grpo_shorter_better.json "${limit[@]}" 2>&1 | tee -a runs/grpo-shorter-better.log ;;
+    grpo-laser) "$bin/grpo" --config configs/gemma3_grpo_laser.json "${limit[@]}" 2>&1 | tee -a runs/grpo-laser.log ;;
     select-paper) select_ckpt paper paper ;;
     select-shorter-better) select_ckpt shorter-better shorter_better ;;
     select-laser) select_ckpt laser laser ;;
+    pilot) pilot ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done
