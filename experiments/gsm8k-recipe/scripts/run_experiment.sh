@@ -8,8 +8,8 @@
 #   stages: data sft eval-base eval-sft grpo-paper grpo-shorter-better grpo-laser
 #           select-paper select-shorter-better select-laser
 #   (default: all, in that order; `pilot` is a separate few-minute smoke run of every stage:
-#   4 SFT steps, 2 GRPO steps of each length reward, greedy evaluation on 20 test problems,
-#   everything under runs/pilot/). Every training stage resumes from its checkpoint when run
+#   4 SFT steps, greedy evaluation of the base model and the SFT adapter on 20 test problems,
+#   2 GRPO steps with the ShorterBetter configuration, everything under runs/pilot/). Every training stage resumes from its checkpoint when run
 #   again (a killed or time-limited run continues where it stopped), so a long run can be split
 #   into several shorter invocations of the same stage. Set MAX_MINUTES to bound one
 #   invocation of a training stage (default: no bound).
@@ -68,7 +68,7 @@ pilot() {
     --out runs/pilot/eval-base.jsonl 2>&1 | tee runs/pilot/eval-base.log
   "$bin/eval" --config configs/gemma3_grpo_paper.json --file runs/pilot/test20.jsonl \
     --adapter runs/pilot/sft/adapter.gguf --out runs/pilot/eval-sft.jsonl 2>&1 | tee runs/pilot/eval-sft.log
-  for r in paper shorter_better laser; do
+  for r in shorter_better; do
     grpo=$(pilot_cfg "configs/gemma3_grpo_$r.json" "{\"out_dir\": \"runs/pilot/grpo-$r\", \"init_adapter\": \"runs/pilot/sft/adapter\", \"max_steps\": 2, \"checkpoint_every\": 1, \"grpo\": {\"prompts_per_step\": 2, \"generations\": 4}}")
     "$bin/grpo" --config "$grpo" --no-chart 2>&1 | tee "runs/pilot/grpo-$r.log"
   done
