@@ -105,6 +105,10 @@ pub struct GrpoOptions {
     /// Sequences per forward/backward call (0 = the whole step at once, exact for every loss
     /// normalisation).
     pub micro_batch: usize,
+    /// μ: optimizer updates per batch of rollouts (TRL's `num_iterations`; the paper: 1).
+    /// With μ > 1 one GRPO step makes μ optimizer steps: `max_steps` and `checkpoint_every`
+    /// count optimizer steps and must be multiples of μ.
+    pub num_iterations: usize,
     /// KV-cache context of the rollout engine in tokens (0 = prompt + G × max completion).
     pub n_ctx: u32,
     /// Give every completion of a group with no correct answer advantage 0 (default false =
@@ -126,6 +130,7 @@ impl Default for GrpoOptions {
             rewards: RewardConfig::default(),
             custom_reward_weight: 1.0,
             micro_batch: 0,
+            num_iterations: 1,
             n_ctx: 0,
             skip_unsolved_groups: false,
         }
@@ -327,8 +332,21 @@ impl RunConfig {
         if self.grpo.max_completion_tokens == 0 {
             return bad("grpo.max_completion_tokens must be >= 1");
         }
+        let mu = self.grpo.num_iterations as u64;
+        if mu == 0 || mu > 64 {
+            return bad("grpo.num_iterations must be in 1..=64");
+        }
+        if mu > 1 && (self.max_steps % mu != 0 || self.checkpoint_every % mu != 0) {
+            return bad(
+                "with grpo.num_iterations > 1, max_steps and checkpoint_every count optimizer \
+                 steps and must be multiples of it",
+            );
+        }
         if !self.grpo.custom_reward_weight.is_finite() {
             return bad("grpo.custom_reward_weight must be finite");
+        }
+        if let Err(e) = self.grpo.loss.validate() {
+            return bad(&format!("grpo.loss: {e}"));
         }
         if let Some(m) = self.max_minutes {
             if !(m.is_finite() && m > 0.0) {
@@ -393,6 +411,70 @@ mod tests {
         assert_eq!(c.grpo.sampling.top_p, 0.95);
         assert_eq!(c.grpo.sampling.min_p, 0.05);
         assert_eq!(c.optimizer.lr, 2e-4);
+    }
+
+    #[test]
+    fn grpo_options_and_length_rewards_parse() {
+        let c = RunConfig::from_json(
+            r#"{"max_steps": 8, "checkpoint_every": 4, "grpo": {"num_iterations": 2,
+                "loss": {"importance_sampling_level": "sequence",
+                         "mask_truncated_completions": true, "top_entropy_quantile": 0.2},
+                "rewards": {"weights": {"shorter_better": 1, "laser": 0.5, "overlong": 1},
+                            "shorter_better": {"beta": 0.002},
+                            "laser": {"hard_max": 0.25, "easy_min": 0.75,
+                                      "expected_correct": 2},
+                            "overlong": {"max_len": 1024, "cache": 256}}}}"#,
+        )
+        .unwrap();
+        let g = &c.grpo;
+        assert_eq!(g.num_iterations, 2);
+        assert_eq!(
+            g.loss.importance_sampling_level,
+            crate::train::loss::IsLevel::Sequence
+        );
+        assert!(g.loss.mask_truncated_completions);
+        assert_eq!(g.loss.top_entropy_quantile, 0.2);
+        let r = &g.rewards;
+        assert_eq!(
+            (
+                r.weights.shorter_better,
+                r.weights.laser,
+                r.weights.overlong
+            ),
+            (1.0, 0.5, 1.0)
+        );
+        assert_eq!(r.shorter_better.beta, 0.002);
+        assert_eq!(
+            (r.laser.hard_max, r.laser.easy_min, r.laser.expected_correct),
+            (0.25, 0.75, 2.0)
+        );
+        assert_eq!((r.overlong.max_len, r.overlong.cache), (1024, 256));
+        // Defaults: the paper's GRPO (token level, nothing masked, every token, μ = 1) and
+        // no new length term.
+        let d = RunConfig::from_json("{}").unwrap().grpo;
+        assert_eq!(d.num_iterations, 1);
+        assert_eq!(
+            d.loss.importance_sampling_level,
+            crate::train::loss::IsLevel::Token
+        );
+        assert!(!d.loss.mask_truncated_completions);
+        assert_eq!(d.loss.top_entropy_quantile, 1.0);
+        let w = &d.rewards.weights;
+        assert_eq!((w.shorter_better, w.laser, w.overlong), (0.0, 0.0, 0.0));
+        for bad in [
+            r#"{"grpo":{"loss":{"importance_sampling_level":"group"}}}"#,
+            r#"{"grpo":{"loss":{"top_entropy_quantile":0}}}"#,
+            r#"{"grpo":{"loss":{"top_entropy_quantil":0.5}}}"#,
+            r#"{"grpo":{"num_iterations":0}}"#,
+            r#"{"max_steps":3,"grpo":{"num_iterations":2}}"#,
+            r#"{"grpo":{"rewards":{"laser":{"hard_max":0.9,"easy_min":0.5}}}}"#,
+            r#"{"grpo":{"rewards":{"overlong":{"max_len":10,"cache":20}}}}"#,
+            r#"{"grpo":{"rewards":{"shorter_better":{"beta":-1}}}}"#,
+            r#"{"grpo":{"rewards":{"shorter_better":{"alpha":1}}}}"#,
+        ] {
+            let e = RunConfig::from_json(bad).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! One GRPO step: rollouts with the current adapter → rewards → advantages → loss and update.
+//! One GRPO step: rollouts with the current adapter → rewards → advantages → loss and updates.
 //!
-//! μ = 1 (one update per batch of rollouts), so the old policy is the current one (ρ = 1 with
-//! gradient ρA, as TRL computes it). The reference model for the KL term is the adapter the run
-//! started from (`init_adapter`, e.g. the SFT result), or the base model when there is none.
+//! With `num_iterations` μ = 1 (the paper) there is one update per batch of rollouts and the
+//! old policy is the current one (ρ = 1 with gradient ρA, as TRL computes it). With μ > 1 the
+//! batch is reused for μ optimizer updates; the old log-probs are the trainer's own, from the
+//! first update's forward pass before any update (not the sampler's, which runs on quantized
+//! weights). The reference model for the KL term is the adapter the run started from
+//! (`init_adapter`, e.g. the SFT result), or the base model when there is none.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -14,8 +17,10 @@ use super::rollout_log::{append_rollouts, RolloutRecord};
 use super::trainer::{RewardRequest, Stage, StepStage, Trainer};
 use crate::error::{Error, ErrorCode, Result};
 use crate::generate::{FinishReason, GroupRequest, GroupResult, RolloutHooks, RolloutParams};
-use crate::reward::{score_group, Completion};
-use crate::train::loss::{compute_advantages, Advantages, GrpoBatch, GrpoSequence, LossType};
+use crate::reward::{score_batch, Completion};
+use crate::train::loss::{
+    compute_advantages, Advantages, GrpoBatch, GrpoSequence, GrpoStats, LossType,
+};
 use crate::train::model::JoinedSeqs;
 
 /// What one GRPO step did.
@@ -104,20 +109,30 @@ impl Trainer {
         self.fault(StepStage::Inputs)?;
         let generated: usize = groups.iter().map(|r| r.tokens_generated).sum();
 
-        // 2. Rewards and advantages.
+        // 2. Rewards and advantages (the Laser targets are estimated over the whole step).
         let t_score = Instant::now();
         let mut records = Vec::new();
+        let mut sampler_lp: Vec<Vec<f32>> = Vec::new();
         let custom_weight = self.custom_reward_weight();
-        for (gi, (p, res)) in batch.iter().zip(&groups).enumerate() {
-            let comps: Vec<Completion> = res
-                .samples
-                .iter()
-                .map(|s| Completion {
-                    text: s.text.clone(),
-                    num_tokens: s.tokens.len(),
-                })
-                .collect();
-            let scores = score_group(&p.answer, &comps, &g.rewards);
+        let comps: Vec<Vec<Completion>> = groups
+            .iter()
+            .map(|res| {
+                res.samples
+                    .iter()
+                    .map(|s| Completion {
+                        text: s.text.clone(),
+                        num_tokens: s.tokens.len(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let problems: Vec<(&str, &[Completion])> = batch
+            .iter()
+            .zip(&comps)
+            .map(|(p, c)| (p.answer.as_str(), c.as_slice()))
+            .collect();
+        let all_scores = score_batch(&problems, &g.rewards);
+        for (gi, ((p, res), scores)) in batch.iter().zip(&groups).zip(&all_scores).enumerate() {
             for (s, sc) in res.samples.iter().zip(&scores.completions) {
                 let custom = match &mut self.custom_reward {
                     Some(f) => {
@@ -136,6 +151,15 @@ impl Trainer {
                     }
                     None => 0.0,
                 };
+                // The sampler's log-probs are at its temperature: comparable to the trainer's
+                // (temperature 1) only at temperature 1.
+                sampler_lp.push(
+                    if g.sampling.temperature == 1.0 && s.logprobs.len() == s.tokens.len() {
+                        s.logprobs.clone()
+                    } else {
+                        Vec::new()
+                    },
+                );
                 records.push(RolloutRecord {
                     step,
                     group: gi,
@@ -151,6 +175,9 @@ impl Trainer {
                     reward_length: sc.length,
                     reward_accuracy: sc.accuracy,
                     reward_custom: custom,
+                    reward_shorter_better: sc.shorter_better,
+                    reward_laser: sc.laser,
+                    reward_overlong: sc.overlong,
                     correct: sc.correct,
                     advantage: 0.0,
                 });
@@ -158,6 +185,7 @@ impl Trainer {
         }
         let rewards: Vec<f32> = records.iter().map(|r| r.reward as f32).collect();
         let group_ids: Vec<usize> = records.iter().map(|r| r.group).collect();
+        let zero_std = zero_std_fraction(&rewards, &group_ids);
         let mut adv = compute_advantages(&rewards, &group_ids, loss_cfg.scale_rewards)?;
         if g.skip_unsolved_groups {
             zero_unsolved_groups(&mut adv, &records);
@@ -168,15 +196,18 @@ impl Trainer {
         let scoring_s = t_score.elapsed().as_secs_f64();
         self.fault(StepStage::Scoring)?;
 
-        // 3. Loss, gradients, update.
+        // 3. Loss, gradients, updates (μ of them on the same rollouts).
         let t_train = Instant::now();
         let mut seqs: Vec<GrpoSequence> = records
             .iter()
-            .map(|r| GrpoSequence {
+            .zip(sampler_lp)
+            .map(|(r, lp)| GrpoSequence {
                 prompt: r.prompt_tokens.clone(),
                 completion: r.completion_tokens.clone(),
                 old_logprobs: None,
                 ref_logprobs: None,
+                truncated: r.finish_reason == FinishReason::Length.as_str(),
+                rollout_logprobs: (!lp.is_empty()).then_some(lp),
             })
             .collect();
         if loss_cfg.beta > 0.0 && self.init_lora.is_some() {
@@ -194,45 +225,68 @@ impl Trainer {
         } else {
             g.micro_batch
         };
-        self.zero_grads()?;
-        let (mut loss, mut kl, mut clip, mut n_micro) = (0.0, 0.0, 0.0, 0usize);
-        for (chunk, a) in seqs.chunks(mb).zip(adv.chunks(mb)) {
-            let b = GrpoBatch {
-                seqs: chunk.to_vec(),
-                advantages: Advantages::Given(a.to_vec()),
-            };
-            let st = self.grpo_micro_batch(&b, &loss_cfg)?;
-            loss += st.loss;
-            kl += st.mean_kl;
-            clip += st.clip_ratio;
-            n_micro += 1;
+        let mu = g.num_iterations.max(1);
+        let mut acc = IterStats::default();
+        let mut st = None;
+        for it in 0..mu {
+            self.zero_grads()?;
+            let mut old = Vec::with_capacity(seqs.len());
+            for (chunk, a) in seqs.chunks(mb).zip(adv.chunks(mb)) {
+                let b = GrpoBatch {
+                    seqs: chunk.to_vec(),
+                    advantages: Advantages::Given(a.to_vec()),
+                };
+                let s = self.grpo_micro_batch(&b, &loss_cfg)?;
+                acc.add(&s);
+                if mu > 1 && it == 0 {
+                    old.extend(s.logprobs.iter().cloned());
+                }
+            }
+            if !acc.loss.is_finite() {
+                return Err(Error::new(
+                    ErrorCode::NonFinite,
+                    format!(
+                        "GRPO step {step}: the loss is {}; nothing was updated",
+                        acc.loss
+                    ),
+                ));
+            }
+            if it == 0 {
+                self.fault(StepStage::Loss)?;
+            }
+            let n_micro = seqs.len().div_ceil(mb).max(1);
+            st = Some(self.optimizer_step(1.0 / n_micro as f32)?);
+            if it == 0 {
+                // Later iterations: ratios against the policy before the first update, and no
+                // sampler comparison (the policy has moved).
+                for (s, o) in seqs.iter_mut().zip(old) {
+                    s.old_logprobs = Some(o);
+                    s.rollout_logprobs = None;
+                }
+            }
         }
-        let k = n_micro.max(1) as f64;
-        if !loss.is_finite() {
-            return Err(Error::new(
-                ErrorCode::NonFinite,
-                format!("GRPO step {step}: the loss is {loss}; nothing was updated"),
-            ));
-        }
-        self.fault(StepStage::Loss)?;
-        let st = self.optimizer_step(1.0 / k as f32)?;
+        let Some(st) = st else {
+            return Err(Error::new(ErrorCode::Internal, "no GRPO update ran"));
+        };
         self.adapter_stale = true;
         self.fault(StepStage::Update)?;
         let train_s = t_train.elapsed().as_secs_f64();
         let trained_tokens: usize = seqs
             .iter()
             .map(|s| s.prompt.len() + s.completion.len())
-            .sum();
+            .sum::<usize>()
+            * mu;
 
         let col = |f: fn(&RolloutRecord) -> f64| -> MeanStd {
             MeanStd::of(&records.iter().map(f).collect::<Vec<_>>())
         };
         let n = records.len() as f64;
         let lens: Vec<usize> = records.iter().map(|r| r.completion_tokens.len()).collect();
+        let k = acc.n_micro.max(1) as f64;
         let m = StepMetrics {
             step: st.step,
             stage: Stage::Grpo.as_str().into(),
-            loss: loss / k,
+            loss: acc.loss / k,
             val_loss: None,
             reward: col(|r| r.reward),
             reward_format: col(|r| r.reward_format),
@@ -240,6 +294,9 @@ impl Trainer {
             reward_length: col(|r| r.reward_length),
             reward_accuracy: col(|r| r.reward_accuracy),
             reward_custom: col(|r| r.reward_custom),
+            reward_shorter_better: col(|r| r.reward_shorter_better),
+            reward_laser: col(|r| r.reward_laser),
+            reward_overlong: col(|r| r.reward_overlong),
             accuracy: records.iter().filter(|r| r.correct).count() as f64 / n,
             format_rate: records.iter().filter(|r| r.reward_format > 0.0).count() as f64 / n,
             completion_tokens_mean: lens.iter().sum::<usize>() as f64 / n,
@@ -249,8 +306,14 @@ impl Trainer {
                 .filter(|r| r.finish_reason == FinishReason::Length.as_str())
                 .count() as f64
                 / n,
-            clip_fraction: clip / k,
-            kl: kl / k,
+            clip_fraction: acc.clip / k,
+            clip_ratio_low: acc.per_token(acc.low),
+            clip_ratio_high: acc.per_token(acc.high),
+            clip_ratio_region: acc.per_token(acc.region),
+            entropy: (acc.ent_tokens > 0).then(|| acc.ent / acc.ent_tokens as f64),
+            zero_std_fraction: zero_std,
+            rollout_logprob_gap: (acc.gap_tokens > 0).then(|| acc.gap / acc.gap_tokens as f64),
+            kl: acc.kl / k,
             grad_norm: st.grad_norm,
             lr: st.lr as f64,
             time_rollout_s: rollout_s,
@@ -269,6 +332,73 @@ impl Trainer {
             rollouts: records,
         })
     }
+}
+
+/// Statistics of a step's micro-batches over all its updates: loss, KL and clip fraction as
+/// means over micro-batches; the rest token-weighted.
+#[derive(Default)]
+struct IterStats {
+    n_micro: usize,
+    loss: f64,
+    kl: f64,
+    clip: f64,
+    tokens: usize,
+    low: f64,
+    high: f64,
+    region: f64,
+    ent: f64,
+    ent_tokens: usize,
+    gap: f64,
+    gap_tokens: usize,
+}
+
+impl IterStats {
+    fn add(&mut self, s: &GrpoStats) {
+        let n = s.n_tokens as f64;
+        self.n_micro += 1;
+        self.loss += s.loss;
+        self.kl += s.mean_kl;
+        self.clip += s.clip_ratio;
+        self.tokens += s.n_tokens;
+        self.low += s.clip_ratio_low * n;
+        self.high += s.clip_ratio_high * n;
+        self.region += s.clip_ratio_region * n;
+        if let Some(e) = s.mean_entropy {
+            self.ent += e * n;
+            self.ent_tokens += s.n_tokens;
+        }
+        if let Some(g) = s.rollout_logprob_gap {
+            self.gap += g * n;
+            self.gap_tokens += s.n_tokens;
+        }
+    }
+
+    fn per_token(&self, sum: f64) -> f64 {
+        sum / self.tokens.max(1) as f64
+    }
+}
+
+/// Fraction of groups whose rewards are all equal (no learning signal after centring).
+fn zero_std_fraction(rewards: &[f32], groups: &[usize]) -> f64 {
+    let mut ids: Vec<usize> = groups.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return 0.0;
+    }
+    let flat = ids
+        .iter()
+        .filter(|&&g| {
+            let mut it = rewards
+                .iter()
+                .zip(groups)
+                .filter(|(_, &gg)| gg == g)
+                .map(|(&r, _)| r);
+            let first = it.next();
+            it.all(|r| Some(r) == first)
+        })
+        .count();
+    flat as f64 / ids.len() as f64
 }
 
 /// Sets the advantage of every record whose group has no correct completion to 0.
@@ -306,9 +436,21 @@ mod tests {
             reward_length: 0.0,
             reward_accuracy: 0.0,
             reward_custom: 0.0,
+            reward_shorter_better: 0.0,
+            reward_laser: 0.0,
+            reward_overlong: 0.0,
             correct,
             advantage: 0.0,
         }
+    }
+
+    #[test]
+    fn zero_std_counts_groups_with_equal_rewards() {
+        let r = [1.0, 1.0, 0.5, 1.0, 2.0, 2.0, 2.0];
+        let g = [0, 0, 1, 1, 2, 2, 2];
+        assert!((zero_std_fraction(&r, &g) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(zero_std_fraction(&[], &[]), 0.0);
+        assert_eq!(zero_std_fraction(&[3.0], &[5]), 1.0);
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub struct StepMetrics {
     pub reward_length: MeanStd,
     pub reward_accuracy: MeanStd,
     pub reward_custom: MeanStd,
+    /// GRPO: the length rewards beyond the paper (0 when unweighted).
+    #[serde(default)]
+    pub reward_shorter_better: MeanStd,
+    #[serde(default)]
+    pub reward_laser: MeanStd,
+    #[serde(default)]
+    pub reward_overlong: MeanStd,
     /// Fraction of completions the verifier counted correct.
     pub accuracy: f64,
     /// Fraction of completions with a boxed answer (format reward 1).
@@ -63,6 +70,26 @@ pub struct StepMetrics {
     pub truncated_fraction: f64,
     /// Fraction of loss tokens where the clipped ratio was taken.
     pub clip_fraction: f64,
+    /// GRPO: fraction of loss tokens clipped from below (ratio < 1 − ε, A < 0), from above
+    /// (ratio > 1 + ε_high, A > 0), and either (TRL's `clip_ratio/*`; 0 with one update per
+    /// batch of rollouts).
+    #[serde(default)]
+    pub clip_ratio_low: f64,
+    #[serde(default)]
+    pub clip_ratio_high: f64,
+    #[serde(default)]
+    pub clip_ratio_region: f64,
+    /// GRPO: mean entropy (nats) of the trained model's next-token distributions over loss
+    /// tokens.
+    #[serde(default)]
+    pub entropy: Option<f64>,
+    /// GRPO: fraction of groups whose completions all got the same reward.
+    #[serde(default)]
+    pub zero_std_fraction: f64,
+    /// GRPO: mean |sampler log-prob − trainer log-prob| over loss tokens (how far llama.cpp's
+    /// quantized sampling is from the policy being trained; sampling temperature 1 only).
+    #[serde(default)]
+    pub rollout_logprob_gap: Option<f64>,
     /// Mean k3 KL to the reference model over loss tokens.
     pub kl: f64,
     /// Global gradient norm before clipping.
@@ -80,7 +107,7 @@ pub struct StepMetrics {
     pub elapsed_s: f64,
 }
 
-const CSV_COLUMNS: [&str; 30] = [
+const CSV_COLUMNS: [&str; 42] = [
     "step",
     "stage",
     "loss",
@@ -97,12 +124,24 @@ const CSV_COLUMNS: [&str; 30] = [
     "accuracy_reward_std",
     "custom_mean",
     "custom_std",
+    "shorter_better_mean",
+    "shorter_better_std",
+    "laser_mean",
+    "laser_std",
+    "overlong_mean",
+    "overlong_std",
     "accuracy",
     "format_rate",
     "completion_tokens_mean",
     "completion_tokens_max",
     "truncated_fraction",
     "clip_fraction",
+    "clip_ratio_low",
+    "clip_ratio_high",
+    "clip_ratio_region",
+    "entropy",
+    "zero_std_fraction",
+    "rollout_logprob_gap",
     "kl",
     "grad_norm",
     "lr",
@@ -125,6 +164,9 @@ impl StepMetrics {
             self.reward_length,
             self.reward_accuracy,
             self.reward_custom,
+            self.reward_shorter_better,
+            self.reward_laser,
+            self.reward_overlong,
         ] {
             cells.push(f(m.mean));
             cells.push(f(m.std));
@@ -136,6 +178,12 @@ impl StepMetrics {
             self.completion_tokens_max.to_string(),
             f(self.truncated_fraction),
             f(self.clip_fraction),
+            f(self.clip_ratio_low),
+            f(self.clip_ratio_high),
+            f(self.clip_ratio_region),
+            self.entropy.map(f).unwrap_or_default(),
+            f(self.zero_std_fraction),
+            self.rollout_logprob_gap.map(f).unwrap_or_default(),
             f(self.kl),
             f(self.grad_norm),
             format!("{:e}", self.lr),

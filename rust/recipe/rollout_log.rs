@@ -29,6 +29,13 @@ pub struct RolloutRecord {
     pub reward_length: f64,
     pub reward_accuracy: f64,
     pub reward_custom: f64,
+    /// Length rewards beyond the paper (0 when their weights are 0).
+    #[serde(default)]
+    pub reward_shorter_better: f64,
+    #[serde(default)]
+    pub reward_laser: f64,
+    #[serde(default)]
+    pub reward_overlong: f64,
     pub correct: bool,
     pub advantage: f32,
 }

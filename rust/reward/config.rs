@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::answer::VerifyOptions;
+use crate::reward::shaping::{LaserConfig, OverlongConfig, ShorterBetterConfig};
 
 /// Weights of the reward components in the total.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,13 @@ pub struct RewardWeights {
     pub length: f64,
     /// Accuracy (0/1) weight (paper: 0).
     pub accuracy: f64,
+    /// ShorterBetter length term weight (default 0, see [`ShorterBetterConfig`]).
+    pub shorter_better: f64,
+    /// Laser-D style bonus weight: the bonus of a correct completion within its difficulty
+    /// bucket's target length (default 0, see [`LaserConfig`]).
+    pub laser: f64,
+    /// DAPO soft overlong punishment weight (default 0, see [`OverlongConfig`]).
+    pub overlong: f64,
 }
 
 impl Default for RewardWeights {
@@ -26,6 +34,9 @@ impl Default for RewardWeights {
             cosine: 1.0,
             length: 1.0,
             accuracy: 0.0,
+            shorter_better: 0.0,
+            laser: 0.0,
+            overlong: 0.0,
         }
     }
 }
@@ -107,6 +118,14 @@ pub struct RewardConfig {
     /// `min(0, λ)` (default false = the paper). Keeps the length term from rewarding short
     /// wrong answers, e.g. ones that skip a step.
     pub length_only_correct: bool,
+    /// ShorterBetter options.
+    pub shorter_better: ShorterBetterConfig,
+    /// Laser-D style target-length options (targets are estimated over the completions scored
+    /// together: one group with [`crate::reward::score_group`], all of a step with
+    /// [`crate::reward::score_batch`]).
+    pub laser: LaserConfig,
+    /// DAPO overlong-punishment options.
+    pub overlong: OverlongConfig,
 }
 
 impl Default for RewardConfig {
@@ -120,6 +139,9 @@ impl Default for RewardConfig {
             verify: VerifyOptions::default(),
             format_requires_think: true,
             length_only_correct: false,
+            shorter_better: ShorterBetterConfig::default(),
+            laser: LaserConfig::default(),
+            overlong: OverlongConfig::default(),
         }
     }
 }
@@ -141,6 +163,13 @@ impl RewardConfig {
             w.cosine,
             w.length,
             w.accuracy,
+            w.shorter_better,
+            w.laser,
+            w.overlong,
+            self.shorter_better.beta,
+            self.laser.hard_max,
+            self.laser.easy_min,
+            self.laser.expected_correct,
             c.min_value_wrong,
             c.max_value_wrong,
             c.min_value_correct,
@@ -155,6 +184,19 @@ impl RewardConfig {
         }
         if self.verify.rel_tol < 0.0 {
             return Err("verify.rel_tol must be >= 0".into());
+        }
+        if self.shorter_better.beta < 0.0 {
+            return Err("shorter_better.beta must be >= 0".into());
+        }
+        let l = &self.laser;
+        if !(0.0 <= l.hard_max && l.hard_max <= l.easy_min && l.easy_min <= 1.0) {
+            return Err("laser: need 0 <= hard_max <= easy_min <= 1".into());
+        }
+        if l.expected_correct <= 0.0 {
+            return Err("laser.expected_correct must be > 0".into());
+        }
+        if self.overlong.cache > self.overlong.max_len {
+            return Err("overlong.cache must be <= overlong.max_len".into());
         }
         Ok(())
     }

@@ -8,6 +8,9 @@ use crate::reward::config::{LengthScope, LengthUnit, RewardConfig};
 use crate::reward::cosine::cosine_reward;
 use crate::reward::format::format_reward_with;
 use crate::reward::length::length_rewards;
+use crate::reward::shaping::{
+    laser_rewards, laser_targets, overlong_penalty, shorter_better_rewards,
+};
 
 /// One completion to score.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +34,15 @@ pub struct CompletionScores {
     pub length: f64,
     /// Accuracy (0 or 1).
     pub accuracy: f64,
+    /// ShorterBetter length term.
+    #[serde(default)]
+    pub shorter_better: f64,
+    /// Laser-D style bonus (0 or 1).
+    #[serde(default)]
+    pub laser: f64,
+    /// DAPO soft overlong punishment (0 to −1).
+    #[serde(default)]
+    pub overlong: f64,
     /// Counted correct (verifier, or the gold-unparseable option).
     pub correct: bool,
     /// Correct only because the gold could not be parsed and the option is on.
@@ -54,6 +66,10 @@ pub struct GroupScores {
     pub gold_unparseable: bool,
     /// Mean of the totals (0 for an empty group).
     pub mean_total: f64,
+    /// The Laser-D style target length the group's completions were held to (`None` when
+    /// its difficulty bucket had no correct completion).
+    #[serde(default)]
+    pub laser_target: Option<usize>,
 }
 
 /// Everything about one completion except the length reward (which needs its peers).
@@ -73,6 +89,9 @@ fn score_one(gold: &str, c: &Completion, cfg: &RewardConfig) -> CompletionScores
         cosine: cosine_reward(length_value, correct, &cfg.cosine),
         length: 0.0,
         accuracy: if correct { 1.0 } else { 0.0 },
+        shorter_better: 0.0,
+        laser: 0.0,
+        overlong: overlong_penalty(length_value, &cfg.overlong),
         correct,
         gold_unparseable_used: used,
         reason: verdict.reason,
@@ -80,18 +99,30 @@ fn score_one(gold: &str, c: &Completion, cfg: &RewardConfig) -> CompletionScores
     }
 }
 
+/// Fills in the group-dependent terms (Kimi length, ShorterBetter, Laser with the group's
+/// target) and the weighted totals.
 fn finish(
     mut completions: Vec<CompletionScores>,
     lengths: &[f64],
+    laser_target: Option<usize>,
     cfg: &RewardConfig,
 ) -> GroupScores {
     let w = &cfg.weights;
-    for (s, &l) in completions.iter_mut().zip(lengths) {
+    let lens: Vec<usize> = completions.iter().map(|s| s.length_value).collect();
+    let ok: Vec<bool> = completions.iter().map(|s| s.correct).collect();
+    let sb = shorter_better_rewards(&lens, &ok, &cfg.shorter_better);
+    let laser = laser_rewards(&lens, &ok, laser_target);
+    for (i, (s, &l)) in completions.iter_mut().zip(lengths).enumerate() {
         s.length = l;
+        s.shorter_better = sb[i];
+        s.laser = laser[i];
         s.total = w.format * s.format
             + w.cosine * s.cosine
             + w.length * s.length
-            + w.accuracy * s.accuracy;
+            + w.accuracy * s.accuracy
+            + w.shorter_better * s.shorter_better
+            + w.laser * s.laser
+            + w.overlong * s.overlong;
     }
     let n = completions.len();
     let mean_total = if n == 0 {
@@ -109,11 +140,31 @@ fn finish(
             .iter()
             .any(|s| s.reason == VerdictReason::GoldUnparseable),
         mean_total,
+        laser_target,
         completions,
     }
 }
 
-/// Scores the completions of one problem; the Kimi length reward is normalised over this group.
+/// The Laser targets of groups scored together.
+fn group_laser_targets(groups: &[Vec<CompletionScores>], cfg: &RewardConfig) -> Vec<Option<usize>> {
+    let lens: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|g| g.iter().map(|s| s.length_value).collect())
+        .collect();
+    let ok: Vec<Vec<bool>> = groups
+        .iter()
+        .map(|g| g.iter().map(|s| s.correct).collect())
+        .collect();
+    let pairs: Vec<(&[usize], &[bool])> = lens
+        .iter()
+        .zip(&ok)
+        .map(|(l, c)| (l.as_slice(), c.as_slice()))
+        .collect();
+    laser_targets(&pairs, &cfg.laser)
+}
+
+/// Scores the completions of one problem; the Kimi length reward is normalised over this
+/// group, and the ShorterBetter and Laser targets come from it alone.
 pub fn score_group(gold: &str, completions: &[Completion], cfg: &RewardConfig) -> GroupScores {
     let scored: Vec<CompletionScores> = completions
         .iter()
@@ -122,7 +173,8 @@ pub fn score_group(gold: &str, completions: &[Completion], cfg: &RewardConfig) -
     let lens: Vec<usize> = scored.iter().map(|s| s.length_value).collect();
     let ok: Vec<bool> = scored.iter().map(|s| s.correct).collect();
     let length = length_component(&lens, &ok, cfg);
-    finish(scored, &length, cfg)
+    let target = group_laser_targets(std::slice::from_ref(&scored), cfg)[0];
+    finish(scored, &length, target, cfg)
 }
 
 /// The Kimi length reward of each completion, with wrong answers set to 0 when
@@ -139,30 +191,42 @@ fn length_component(lens: &[usize], ok: &[bool], cfg: &RewardConfig) -> Vec<f64>
     length
 }
 
-/// Scores several problems; with `length_scope = batch` the Kimi length reward is normalised
-/// over all completions together, otherwise per group (same as [`score_group`] on each).
+/// Scores several problems together: the Laser targets are estimated over all of them; with
+/// `length_scope = batch` the Kimi length reward is normalised over all completions together,
+/// otherwise per group. ShorterBetter targets are always per group.
 pub fn score_batch(problems: &[(&str, &[Completion])], cfg: &RewardConfig) -> Vec<GroupScores> {
-    if cfg.length_scope == LengthScope::Group {
-        return problems
-            .iter()
-            .map(|(g, cs)| score_group(g, cs, cfg))
-            .collect();
-    }
     let scored: Vec<Vec<CompletionScores>> = problems
         .iter()
         .map(|(g, cs)| cs.iter().map(|c| score_one(g, c, cfg)).collect())
         .collect();
-    let lens: Vec<usize> = scored.iter().flatten().map(|s| s.length_value).collect();
-    let ok: Vec<bool> = scored.iter().flatten().map(|s| s.correct).collect();
-    let all = length_component(&lens, &ok, cfg);
-    let mut offset = 0;
+    let targets = group_laser_targets(&scored, cfg);
+    let length: Vec<Vec<f64>> = if cfg.length_scope == LengthScope::Group {
+        scored
+            .iter()
+            .map(|g| {
+                let lens: Vec<usize> = g.iter().map(|s| s.length_value).collect();
+                let ok: Vec<bool> = g.iter().map(|s| s.correct).collect();
+                length_component(&lens, &ok, cfg)
+            })
+            .collect()
+    } else {
+        let lens: Vec<usize> = scored.iter().flatten().map(|s| s.length_value).collect();
+        let ok: Vec<bool> = scored.iter().flatten().map(|s| s.correct).collect();
+        let all = length_component(&lens, &ok, cfg);
+        let mut offset = 0;
+        scored
+            .iter()
+            .map(|g| {
+                let v = all[offset..offset + g.len()].to_vec();
+                offset += g.len();
+                v
+            })
+            .collect()
+    };
     scored
         .into_iter()
-        .map(|group| {
-            let n = group.len();
-            let slice = &all[offset..offset + n];
-            offset += n;
-            finish(group, slice, cfg)
-        })
+        .zip(length)
+        .zip(targets)
+        .map(|((group, len), t)| finish(group, &len, t, cfg))
         .collect()
 }

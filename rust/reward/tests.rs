@@ -297,3 +297,157 @@ fn length_only_correct_leaves_wrong_answers_at_zero() {
     }
     assert!(near(b.completions[1].total - a.completions[1].total, 0.5));
 }
+
+#[test]
+fn shorter_better_table() {
+    use crate::reward::{shorter_better_rewards, shorter_better_target, ShorterBetterConfig};
+    let cfg = ShorterBetterConfig { beta: 0.01 };
+    // Target: the shortest correct length (80); r = −0.01·|L − 80|.
+    let got = shorter_better_rewards(&[100, 80, 120, 60], &[true, true, false, false], &cfg);
+    for (g, w) in got.iter().zip([-0.2, 0.0, -0.4, -0.2]) {
+        assert!(near(*g, w), "{got:?}");
+    }
+    // No correct completion: the target is the mean length (20).
+    let got = shorter_better_rewards(&[10, 20, 30], &[false, false, false], &cfg);
+    for (g, w) in got.iter().zip([-0.1, 0.0, -0.1]) {
+        assert!(near(*g, w), "{got:?}");
+    }
+    // Missing correctness entries count as wrong; the paper's β by default.
+    assert_eq!(shorter_better_target(&[5, 9], &[false, true]), Some(9.0));
+    assert_eq!(shorter_better_target(&[5, 9], &[]), Some(7.0));
+    assert_eq!(shorter_better_target(&[], &[]), None);
+    let d = shorter_better_rewards(
+        &[1000, 500],
+        &[false, true],
+        &ShorterBetterConfig::default(),
+    );
+    assert!(near(d[0], -0.5) && near(d[1], 0.0), "{d:?}");
+}
+
+#[test]
+fn laser_targets_table() {
+    use crate::reward::{laser_bucket, laser_rewards, laser_targets, LaserConfig};
+    let cfg = LaserConfig::default();
+    let g0 = (vec![50, 60, 70, 80], vec![true, true, true, false]); // 3/4 correct: easy
+    let g1 = (vec![40, 90, 100, 30], vec![true, false, true, true]); // easy
+    let g2 = (vec![200, 150], vec![false, true]); // 1/2: medium
+    let g3 = (vec![300, 310, 320], vec![false, false, false]); // hard, nothing correct
+    let groups: Vec<(&[usize], &[bool])> = [&g0, &g1, &g2, &g3]
+        .iter()
+        .map(|g| (g.0.as_slice(), g.1.as_slice()))
+        .collect();
+    assert_eq!(
+        groups
+            .iter()
+            .map(|g| laser_bucket(g.1, &cfg))
+            .collect::<Vec<_>>(),
+        [2, 2, 1, 0]
+    );
+    // Easy: 2 groups need 2 correct answers within L; correct lengths 30 40 50 60 70 100 → 40.
+    // Medium: one group, one correct (150). Hard: no correct answer → no target.
+    let t = laser_targets(&groups, &cfg);
+    assert_eq!(t, [Some(40), Some(40), Some(150), None]);
+    assert_eq!(laser_rewards(&g0.0, &g0.1, t[0]), [0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(laser_rewards(&g1.0, &g1.1, t[1]), [1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(laser_rewards(&g2.0, &g2.1, t[2]), [0.0, 1.0]);
+    assert_eq!(laser_rewards(&g3.0, &g3.1, t[3]), [0.0, 0.0, 0.0]);
+    // Three expected correct answers per easy group: the 6th shortest correct length (100).
+    let three = LaserConfig {
+        expected_correct: 3.0,
+        ..cfg.clone()
+    };
+    assert_eq!(laser_targets(&groups, &three)[0], Some(100));
+    assert_eq!(laser_rewards(&g0.0, &g0.1, Some(100)), [1.0, 1.0, 1.0, 0.0]);
+    // Unreachable (8 needed, 6 correct): the longest correct length.
+    let four = LaserConfig {
+        expected_correct: 4.0,
+        ..cfg
+    };
+    assert_eq!(laser_targets(&groups, &four)[1], Some(100));
+}
+
+#[test]
+fn overlong_table() {
+    use crate::reward::{overlong_penalty, OverlongConfig};
+    let cfg = OverlongConfig {
+        max_len: 100,
+        cache: 20,
+    };
+    // 0 up to 80, then (80 − L)/20 down to −1 at 100, −1 beyond.
+    for (len, want) in [
+        (0, 0.0),
+        (80, 0.0),
+        (81, -0.05),
+        (90, -0.5),
+        (99, -0.95),
+        (100, -1.0),
+        (101, -1.0),
+        (5000, -1.0),
+    ] {
+        assert!(near(overlong_penalty(len, &cfg), want), "len {len}");
+    }
+    let no_ramp = OverlongConfig {
+        max_len: 100,
+        cache: 0,
+    };
+    assert_eq!(overlong_penalty(100, &no_ramp), 0.0);
+    assert_eq!(overlong_penalty(101, &no_ramp), -1.0);
+    // DAPO's own values: 20480 with a 4096 ramp.
+    assert!(near(
+        overlong_penalty(18_432, &OverlongConfig::default()),
+        -0.5
+    ));
+}
+
+/// The new terms enter the total with their weights; Laser targets come from the group alone
+/// in `score_group` and from every group in `score_batch`.
+#[test]
+fn new_length_terms_in_totals() {
+    use crate::reward::RewardWeights;
+    let c = |text: &str, n: usize| Completion {
+        text: text.into(),
+        num_tokens: n,
+    };
+    let cfg = RewardConfig {
+        length_unit: LengthUnit::Tokens,
+        format_requires_think: false,
+        weights: RewardWeights {
+            format: 0.0,
+            cosine: 0.0,
+            length: 0.0,
+            accuracy: 1.0,
+            shorter_better: 1.0,
+            laser: 0.5,
+            overlong: 1.0,
+        },
+        shorter_better: crate::reward::ShorterBetterConfig { beta: 0.01 },
+        overlong: crate::reward::OverlongConfig {
+            max_len: 100,
+            cache: 20,
+        },
+        ..RewardConfig::default()
+    };
+    let a = vec![
+        c("\\boxed{3}", 40),
+        c("\\boxed{3}", 90),
+        c("\\boxed{4}", 30),
+    ];
+    let g = score_group("3", &a, &cfg);
+    // Group: 2/3 correct (medium), target = shortest correct = 40.
+    // A: 1 + 0 + 0.5·1 + 0 = 1.5; B: 1 − 0.5 + 0 − 0.5 = 0.0; C: 0 − 0.1 + 0 + 0 = −0.1.
+    assert_eq!(g.laser_target, Some(40));
+    for (s, want) in g.completions.iter().zip([1.5, 0.0, -0.1]) {
+        assert!(near(s.total, want), "{:?}", g.completions);
+    }
+    // Batched with a second medium group whose correct answers are short: the medium bucket
+    // needs 2 correct answers within L over 2 groups → L = 20, so A loses its bonus.
+    let b = [
+        c("\\boxed{3}", 10),
+        c("\\boxed{3}", 20),
+        c("\\boxed{5}", 30),
+    ];
+    let both = score_batch(&[("3", &a[..]), ("3", &b[..])], &cfg);
+    assert_eq!(both[0].laser_target, Some(20));
+    assert!(near(both[0].completions[0].total, 1.0));
+    assert!(near(both[1].completions[0].laser, 1.0));
+}

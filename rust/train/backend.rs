@@ -14,6 +14,7 @@
 use crate::train::error::Result;
 use crate::train::lora::LoraTarget;
 use crate::train::model::layout::Layout;
+use crate::train::weights::FfnAct;
 
 /// A norm weight of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +25,29 @@ pub(crate) enum Norm {
     Ffn(usize),
     /// `output_norm`.
     Output,
+    /// `blk.{l}.attn_q_norm`: over each query head (`head_dim` wide).
+    QHead(usize),
+    /// `blk.{l}.attn_k_norm`: over each key head (`head_dim` wide).
+    KHead(usize),
+    /// `blk.{l}.post_attention_norm`: the attention output before the residual add.
+    AttnPost(usize),
+    /// `blk.{l}.post_ffw_norm`: the MLP output before the residual add.
+    FfnPost(usize),
+}
+
+impl Norm {
+    /// The GGUF tensor name of the norm's weights.
+    pub fn name(self) -> String {
+        match self {
+            Norm::Attn(l) => format!("blk.{l}.attn_norm"),
+            Norm::Ffn(l) => format!("blk.{l}.ffn_norm"),
+            Norm::Output => "output_norm".into(),
+            Norm::QHead(l) => format!("blk.{l}.attn_q_norm"),
+            Norm::KHead(l) => format!("blk.{l}.attn_k_norm"),
+            Norm::AttnPost(l) => format!("blk.{l}.post_attention_norm"),
+            Norm::FfnPost(l) => format!("blk.{l}.post_ffw_norm"),
+        }
+    }
 }
 
 /// Scratch the vocabulary head used, in bytes.
@@ -106,14 +130,15 @@ pub(crate) trait Backend: Sync {
     /// The buffer's values on the host (diagnostics and tests).
     fn to_host(&self, b: &Self::Buf) -> Result<Vec<f32>>;
 
-    /// Token embeddings of the batch into `out` (`[T, d]`, sized).
+    /// Token embeddings of the batch, times `hp().embd_scale`, into `out` (`[T, d]`, sized).
     fn embed(&self, batch: &Self::Batch, out: &mut Self::Buf) -> Result<()>;
     /// Prepares block `l`'s frozen weights in `dst`.
     fn load_layer(&self, l: usize, dst: &mut Self::Layer) -> Result<()>;
     /// Bytes held by a prepared layer.
     fn layer_bytes(&self, layer: &Self::Layer) -> usize;
 
-    /// `y = x · inv_rms(x) · w` per row of width `n_embd`; `inv` receives `1/rms` per row.
+    /// `y = x · inv_rms(x) · w` per row of the norm's width (`n_embd`, or `head_dim` for the
+    /// head norms); `inv` receives `1/rms` per row.
     fn rmsnorm_fwd(
         &self,
         w: Norm,
@@ -163,21 +188,26 @@ pub(crate) trait Backend: Sync {
         grads: &mut Self::Lora,
     ) -> Result<()>;
 
-    /// Rotates `x` (`[T, n_heads · head_dim]`) in place at the batch's positions; `inverse`
-    /// applies the transpose rotation (backward).
+    /// Rotates `x` (`[T, n_heads · head_dim]`) in place at the batch's positions with layer
+    /// `l`'s RoPE base; `inverse` applies the transpose rotation (backward).
     fn rope(
         &self,
         batch: &Self::Batch,
+        l: usize,
         x: &mut Self::Buf,
         n_heads: usize,
         inverse: bool,
     ) -> Result<()>;
 
-    /// Causal grouped-query attention per sequence: `out = softmax(q kᵀ/√hd) v`, token-major
-    /// `[T, heads · hd]` in and out; keeps what backward needs in `cache`.
+    /// Causal grouped-query attention of layer `l` per sequence:
+    /// `out = softmax(q kᵀ · attn_scale) v` over the keys the layer's window lets each query
+    /// see (`hp().window(l)`), token-major `[T, heads · hd]` in and out; keeps what backward
+    /// needs in `cache`.
+    #[allow(clippy::too_many_arguments)]
     fn attention_fwd(
         &self,
         batch: &Self::Batch,
+        l: usize,
         q: &Self::Buf,
         k: &Self::Buf,
         v: &Self::Buf,
@@ -190,6 +220,7 @@ pub(crate) trait Backend: Sync {
     fn attention_bwd(
         &self,
         batch: &Self::Batch,
+        l: usize,
         q: &Self::Buf,
         k: &Self::Buf,
         v: &Self::Buf,
@@ -202,11 +233,13 @@ pub(crate) trait Backend: Sync {
     /// Bytes held by an attention cache.
     fn attn_cache_bytes(&self, cache: &Self::AttnCache) -> usize;
 
-    /// `out = silu(g) · u` element-wise.
-    fn swiglu_fwd(&self, g: &Self::Buf, u: &Self::Buf, out: &mut Self::Buf) -> Result<()>;
-    /// Backward of [`Backend::swiglu_fwd`]: overwrites `dg` and `du`.
-    fn swiglu_bwd(
+    /// `out = act(g) · u` element-wise.
+    fn glu_fwd(&self, act: FfnAct, g: &Self::Buf, u: &Self::Buf, out: &mut Self::Buf)
+        -> Result<()>;
+    /// Backward of [`Backend::glu_fwd`]: overwrites `dg` and `du`.
+    fn glu_bwd(
         &self,
+        act: FfnAct,
         g: &Self::Buf,
         u: &Self::Buf,
         dout: &Self::Buf,
@@ -217,7 +250,8 @@ pub(crate) trait Backend: Sync {
     /// Log-probs of the batch's scored targets from the final normalised hidden states `xf`
     /// (`[T, d]`), the output projection applied in vocabulary chunks (never a `[T, vocab]`
     /// matrix). Writes `logp` (host, one per scored row), the log-sum-exp of every scored row
-    /// into `lse` (for [`Backend::head_bwd`]) and, when given, the argmax token of each row.
+    /// into `lse` (for [`Backend::head_bwd`]) and, when given, the argmax token and the
+    /// entropy (nats) of the predicted distribution of each row.
     fn head_fwd(
         &self,
         batch: &Self::Batch,
@@ -225,6 +259,7 @@ pub(crate) trait Backend: Sync {
         logp: &mut [f32],
         lse: &mut Self::Buf,
         argmax: Option<&mut [u32]>,
+        entropy: Option<&mut [f32]>,
     ) -> Result<HeadScratch>;
     /// `dxf[row] += Σ dlogp · (e_target − softmax)ᵀ W` over the scored rows, with `lse` from
     /// [`Backend::head_fwd`] on the same `xf`. `dxf` is sized `[T, d]`.

@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{gemm_st, Mat, MatMut};
-use super::ops::softmax_prefix;
+use super::ops::softmax_range;
 
 /// Geometry shared by the attention kernels.
 #[derive(Clone, Copy, Debug)]
@@ -15,6 +15,21 @@ pub struct AttnShape {
     pub head_dim: usize,
     /// Total tokens T over all sequences.
     pub n_tokens: usize,
+    /// Scores are `q·k · scale`.
+    pub scale: f32,
+    /// Query i sees keys `i + 1 − window ..= i` (0: all keys `0 ..= i`).
+    pub window: usize,
+}
+
+impl AttnShape {
+    /// First key row `i` (a sequence index) sees.
+    fn first_key(&self, i: usize) -> usize {
+        if self.window == 0 {
+            0
+        } else {
+            (i + 1).saturating_sub(self.window)
+        }
+    }
 }
 
 /// Splits each head's `[T, hd]` block of `buf` into per-sequence pieces.
@@ -42,23 +57,27 @@ fn split_heads<'a>(
 /// Query rows per causal tile: a tile of rows `[i0, i1)` only attends to keys `[0, i1)`.
 const TILE: usize = 128;
 
-/// Causal probabilities of query rows `[i0, i1)` over keys `[0, i1)` into `p` (`[i1 - i0, i1]`).
-fn probs_tile(q: &[f32], k: &[f32], i0: usize, i1: usize, hd: usize, scale: f32, p: &mut [f32]) {
+/// Causal probabilities of query rows `[i0, i1)` over keys `[0, i1)` into `p` (`[i1 - i0, i1]`),
+/// 0 for keys outside each row's window.
+fn probs_tile(sh: &AttnShape, q: &[f32], k: &[f32], i0: usize, i1: usize, p: &mut [f32]) {
+    let hd = sh.head_dim;
     let (rb, nk) = (i1 - i0, i1);
     let p = &mut p[..rb * nk];
     gemm_st(
-        scale,
+        sh.scale,
         Mat::new(&q[i0 * hd..i1 * hd], rb, hd),
         Mat::new(&k[..nk * hd], nk, hd).t(),
         0.0,
         MatMut::new(p, rb, nk),
     );
     for r in 0..rb {
-        softmax_prefix(&mut p[r * nk..(r + 1) * nk], i0 + r + 1);
+        let i = i0 + r;
+        softmax_range(&mut p[r * nk..(r + 1) * nk], sh.first_key(i), i + 1);
     }
 }
 
-/// `out_h = softmax(q_h k_gᵀ / √hd + causal) v_g` for every head h (group g = h / (n_head/n_kv)).
+/// `out_h = softmax(q_h k_gᵀ · scale + causal window) v_g` for every head h (group
+/// g = h / (n_head/n_kv)).
 ///
 /// `seqs` lists `(offset, len)` of each sequence in token order (contiguous, covering T).
 pub fn attention_fwd(
@@ -71,7 +90,6 @@ pub fn attention_fwd(
 ) {
     let (hd, t) = (sh.head_dim, sh.n_tokens);
     let rep = sh.n_head / sh.n_head_kv;
-    let scale = 1.0 / (hd as f32).sqrt();
     let outs = split_heads(out_h, sh.n_head, seqs, hd, t);
     let tasks: Vec<(usize, usize, &mut [f32])> = outs
         .into_iter()
@@ -90,7 +108,7 @@ pub fn attention_fwd(
             for i0 in (0..len).step_by(TILE) {
                 let i1 = (i0 + TILE).min(len);
                 let (rb, nk) = (i1 - i0, i1);
-                probs_tile(q, k, i0, i1, hd, scale, s_buf);
+                probs_tile(&sh, q, k, i0, i1, s_buf);
                 gemm_st(
                     1.0,
                     Mat::new(&s_buf[..rb * nk], rb, nk),
@@ -117,7 +135,7 @@ pub fn attention_bwd(
 ) {
     let (hd, t) = (sh.head_dim, sh.n_tokens);
     let rep = sh.n_head / sh.n_head_kv;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = sh.scale;
     let mut dqs = split_heads(dq_h, sh.n_head, seqs, hd, t);
     let dks = split_heads(dk_h, sh.n_head_kv, seqs, hd, t);
     let dvs = split_heads(dv_h, sh.n_head_kv, seqs, hd, t);
@@ -149,7 +167,7 @@ pub fn attention_bwd(
                 for i0 in (0..len).step_by(TILE) {
                     let i1 = (i0 + TILE).min(len);
                     let (rb, nk) = (i1 - i0, i1);
-                    probs_tile(q, k, i0, i1, hd, scale, p_buf);
+                    probs_tile(&sh, q, k, i0, i1, p_buf);
                     let p = &p_buf[..rb * nk];
                     let d_o = &dout[i0 * hd..i1 * hd];
                     // dV[0..i1] += Pᵀ dO
@@ -172,11 +190,12 @@ pub fn attention_bwd(
                     // dS = P ∘ (dP − rowsum(P ∘ dP)), times the score scale
                     for row in 0..rb {
                         let n = i0 + row + 1;
+                        let lo = sh.first_key(i0 + row);
                         let pr = &p[row * nk..(row + 1) * nk];
                         let dr = &mut dp[row * nk..(row + 1) * nk];
-                        let dot: f32 = pr[..n].iter().zip(&dr[..n]).map(|(a, b)| a * b).sum();
+                        let dot: f32 = pr[lo..n].iter().zip(&dr[lo..n]).map(|(a, b)| a * b).sum();
                         for j in 0..nk {
-                            dr[j] = if j < n {
+                            dr[j] = if (lo..n).contains(&j) {
                                 pr[j] * (dr[j] - dot) * scale
                             } else {
                                 0.0

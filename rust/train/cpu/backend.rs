@@ -5,7 +5,9 @@ use rayon::prelude::*;
 
 use super::actquant::{round_activations, round_q8_1_with_sum_error, ActRounding};
 use super::attention::{attention_bwd, attention_fwd, to_head_major, to_token_major, AttnShape};
-use super::ops::{add_bias, rmsnorm_bwd, rmsnorm_fwd, swiglu_bwd, swiglu_fwd};
+use super::ops::{
+    add_bias, geglu_bwd, geglu_fwd, rmsnorm_bwd, rmsnorm_fwd, swiglu_bwd, swiglu_fwd,
+};
 use super::rope::RopeTable;
 use super::{gemm, Mat, MatMut};
 use crate::train::backend::{Backend, HeadScratch, Norm};
@@ -13,7 +15,7 @@ use crate::train::error::{Result, TrainError};
 use crate::train::lora::{LoraTarget, LoraWeights};
 use crate::train::model::layout::Layout;
 use crate::train::model::Tap;
-use crate::train::weights::{GgmlType, GgufModel, HyperParams, LayerWeights, QTensor};
+use crate::train::weights::{FfnAct, GgmlType, GgufModel, HyperParams, LayerWeights, QTensor};
 
 /// The CPU backend over a loaded model; cheap to build per call (it borrows everything).
 pub(crate) struct CpuBackend<'a> {
@@ -46,6 +48,8 @@ impl DenseLayer {
 /// Per-call data of a batch on the CPU.
 pub(crate) struct CpuBatch {
     rope: RopeTable,
+    /// The table of sliding-window layers when their base differs.
+    rope_swa: Option<RopeTable>,
     pos: Vec<u32>,
     seqs: Vec<(usize, usize)>,
     tokens: Vec<u32>,
@@ -86,22 +90,30 @@ fn dequant_rows_par(w: &QTensor, r0: usize, out: &mut [f32]) -> Result<()> {
 }
 
 impl CpuBackend<'_> {
-    fn attn_shape(&self, n: usize) -> AttnShape {
+    fn attn_shape(&self, l: usize, n: usize) -> AttnShape {
         let hp = &self.model.hp;
         AttnShape {
             n_head: hp.n_head,
             n_head_kv: hp.n_head_kv,
             head_dim: hp.head_dim,
             n_tokens: n,
+            scale: hp.attn_scale,
+            window: hp.window(l),
         }
     }
 
-    fn norm(&self, w: Norm) -> &[f32] {
-        match w {
-            Norm::Attn(l) => &self.model.layers[l].attn_norm,
-            Norm::Ffn(l) => &self.model.layers[l].ffn_norm,
-            Norm::Output => &self.model.output_norm,
-        }
+    fn norm(&self, w: Norm) -> Result<&[f32]> {
+        let (m, name) = (self.model, w.name());
+        let v = match w {
+            Norm::Attn(l) => Some(&m.layers[l].attn_norm[..]),
+            Norm::Ffn(l) => Some(&m.layers[l].ffn_norm[..]),
+            Norm::Output => Some(&m.output_norm[..]),
+            Norm::QHead(l) => m.layers[l].q_norm.as_deref(),
+            Norm::KHead(l) => m.layers[l].k_norm.as_deref(),
+            Norm::AttnPost(l) => m.layers[l].attn_post_norm.as_deref(),
+            Norm::FfnPost(l) => m.layers[l].ffn_post_norm.as_deref(),
+        };
+        v.ok_or_else(|| TrainError::config(format!("the model has no {name} weights")))
     }
 
     /// The scored rows of `xf`, gathered (`[rows, d]`), rounded like llama.cpp if asked.
@@ -124,11 +136,14 @@ impl CpuBackend<'_> {
     }
 }
 
-/// Running log-sum-exp, target logit and argmax of one row over vocabulary chunks.
+/// Running log-sum-exp, target logit, argmax and (optionally) `Σ e^(x−max)·x` of one row
+/// over vocabulary chunks.
 #[derive(Clone, Copy)]
 struct RowStats {
     max: f32,
     sum: f64,
+    /// `Σ e^(x − max) · x`, for the entropy (when tracked).
+    zsum: f64,
     target: f32,
     best: f32,
     best_id: u32,
@@ -138,20 +153,32 @@ impl RowStats {
     const EMPTY: RowStats = RowStats {
         max: f32::NEG_INFINITY,
         sum: 0.0,
+        zsum: 0.0,
         target: 0.0,
         best: f32::NEG_INFINITY,
         best_id: 0,
     };
 
     /// Folds the logits of vocabulary ids `v0 .. v0 + lg.len()` into the running values.
-    fn update(&mut self, lg: &[f32], v0: usize, target: u32) {
+    fn update(&mut self, lg: &[f32], v0: usize, target: u32, entropy: bool) {
         let m = lg.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let s: f64 = lg.iter().map(|&x| ((x - m) as f64).exp()).sum();
+        let (s, z) = if entropy {
+            lg.iter().fold((0f64, 0f64), |(s, z), &x| {
+                let e = ((x - m) as f64).exp();
+                (s + e, z + e * x as f64)
+            })
+        } else {
+            (lg.iter().map(|&x| ((x - m) as f64).exp()).sum(), 0.0)
+        };
         if m > self.max {
-            self.sum = self.sum * ((self.max - m) as f64).exp() + s;
+            let f = ((self.max - m) as f64).exp();
+            self.sum = self.sum * f + s;
+            self.zsum = self.zsum * f + z;
             self.max = m;
         } else {
-            self.sum += s * ((m - self.max) as f64).exp();
+            let f = ((m - self.max) as f64).exp();
+            self.sum += s * f;
+            self.zsum += z * f;
         }
         let t = target as usize;
         if (v0..v0 + lg.len()).contains(&t) {
@@ -167,6 +194,11 @@ impl RowStats {
 
     fn lse(&self) -> f32 {
         self.max + self.sum.ln() as f32
+    }
+
+    /// `H = lse − E[x]` of the row's softmax (valid when tracked).
+    fn entropy(&self) -> f32 {
+        (self.max as f64 + self.sum.ln() - self.zsum / self.sum) as f32
     }
 }
 
@@ -184,13 +216,11 @@ impl Backend for CpuBackend<'_> {
 
     fn batch(&self, lay: &Layout) -> Result<CpuBatch> {
         let hp = &self.model.hp;
+        let table = |base: f32| RopeTable::new(hp.head_dim, base, lay.max_len, hp.rope_neox);
+        let swa = (0..hp.n_layer).any(|l| hp.is_swa(l)) && hp.rope_base_swa != hp.rope_base;
         Ok(CpuBatch {
-            rope: RopeTable::new(
-                hp.head_dim,
-                hp.rope_base,
-                lay.max_len,
-                self.model.arch.rope_neox(),
-            ),
+            rope: table(hp.rope_base),
+            rope_swa: swa.then(|| table(hp.rope_base_swa)),
             pos: lay.pos.clone(),
             seqs: lay.seqs.clone(),
             tokens: lay.tokens.clone(),
@@ -287,8 +317,12 @@ impl Backend for CpuBackend<'_> {
 
     fn embed(&self, batch: &CpuBatch, out: &mut Vec<f32>) -> Result<()> {
         let d = self.model.hp.n_embd;
+        let scale = self.model.hp.embd_scale;
         for (row, &t) in out.chunks_mut(d).zip(&batch.tokens) {
             self.model.tok_embd.dequant_rows(t as usize, row)?;
+            if scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
         }
         Ok(())
     }
@@ -314,7 +348,7 @@ impl Backend for CpuBackend<'_> {
         y: &mut Vec<f32>,
         inv: &mut Vec<f32>,
     ) -> Result<()> {
-        rmsnorm_fwd(x, self.norm(w), self.model.hp.rms_eps, y, inv);
+        rmsnorm_fwd(x, self.norm(w)?, self.model.hp.rms_eps, y, inv);
         Ok(())
     }
 
@@ -326,7 +360,7 @@ impl Backend for CpuBackend<'_> {
         dy: &Vec<f32>,
         dx: &mut Vec<f32>,
     ) -> Result<()> {
-        rmsnorm_bwd(x, self.norm(w), inv, dy, dx);
+        rmsnorm_bwd(x, self.norm(w)?, inv, dy, dx);
         Ok(())
     }
 
@@ -481,17 +515,23 @@ impl Backend for CpuBackend<'_> {
     fn rope(
         &self,
         batch: &CpuBatch,
+        l: usize,
         x: &mut Vec<f32>,
         n_heads: usize,
         inverse: bool,
     ) -> Result<()> {
-        batch.rope.apply(x, n_heads, &batch.pos, inverse);
+        let table = match &batch.rope_swa {
+            Some(t) if self.model.hp.is_swa(l) => t,
+            _ => &batch.rope,
+        };
+        table.apply(x, n_heads, &batch.pos, inverse);
         Ok(())
     }
 
     fn attention_fwd(
         &self,
         batch: &CpuBatch,
+        l: usize,
         q: &Vec<f32>,
         k: &Vec<f32>,
         v: &Vec<f32>,
@@ -505,7 +545,7 @@ impl Backend for CpuBackend<'_> {
         to_head_major(k, hp.n_head_kv, hd, sized(&mut c.kh, n * kvd));
         to_head_major(v, hp.n_head_kv, hd, sized(&mut c.vh, n * kvd));
         attention_fwd(
-            self.attn_shape(n),
+            self.attn_shape(l, n),
             &batch.seqs,
             &c.qh,
             &c.kh,
@@ -519,6 +559,7 @@ impl Backend for CpuBackend<'_> {
     fn attention_bwd(
         &self,
         batch: &CpuBatch,
+        l: usize,
         _q: &Vec<f32>,
         _k: &Vec<f32>,
         _v: &Vec<f32>,
@@ -533,7 +574,7 @@ impl Backend for CpuBackend<'_> {
         let (qd, kvd, hd) = (hp.q_dim(), hp.kv_dim(), hp.head_dim);
         to_head_major(dout, hp.n_head, hd, sized(&mut c.datt_h, n * qd));
         attention_bwd(
-            self.attn_shape(n),
+            self.attn_shape(l, n),
             &batch.seqs,
             &c.qh,
             &c.kh,
@@ -558,20 +599,27 @@ impl Backend for CpuBackend<'_> {
         .sum()
     }
 
-    fn swiglu_fwd(&self, g: &Vec<f32>, u: &Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
-        swiglu_fwd(g, u, out);
+    fn glu_fwd(&self, act: FfnAct, g: &Vec<f32>, u: &Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
+        match act {
+            FfnAct::Silu => swiglu_fwd(g, u, out),
+            FfnAct::GeluTanh => geglu_fwd(g, u, out, self.round_acts_like_llama),
+        }
         Ok(())
     }
 
-    fn swiglu_bwd(
+    fn glu_bwd(
         &self,
+        act: FfnAct,
         g: &Vec<f32>,
         u: &Vec<f32>,
         dout: &Vec<f32>,
         dg: &mut Vec<f32>,
         du: &mut Vec<f32>,
     ) -> Result<()> {
-        swiglu_bwd(g, u, dout, dg, du);
+        match act {
+            FfnAct::Silu => swiglu_bwd(g, u, dout, dg, du),
+            FfnAct::GeluTanh => geglu_bwd(g, u, dout, dg, du),
+        }
         Ok(())
     }
 
@@ -582,6 +630,7 @@ impl Backend for CpuBackend<'_> {
         logp: &mut [f32],
         lse: &mut Vec<f32>,
         mut argmax: Option<&mut [u32]>,
+        mut entropy: Option<&mut [f32]>,
     ) -> Result<HeadScratch> {
         let hp = &self.model.hp;
         let (d, v, r) = (hp.n_embd, hp.n_vocab, batch.scored.len());
@@ -592,6 +641,14 @@ impl Backend for CpuBackend<'_> {
                 (logp.len(), lse.len()),
             ));
         }
+        if entropy.as_ref().is_some_and(|e| e.len() != r) {
+            return Err(TrainError::shape(
+                "head entropies",
+                r,
+                entropy.as_ref().map_or(0, |e| e.len()),
+            ));
+        }
+        let want_ent = entropy.is_some();
         let w = self.model.output_weight();
         let xs = self.gather_scored(batch, xf);
         let (rc, vc) = self.chunks();
@@ -615,7 +672,7 @@ impl Backend for CpuBackend<'_> {
                     .par_iter_mut()
                     .zip(lg.par_chunks(cv))
                     .zip(batch.scored[r0..r0 + cr].par_iter())
-                    .for_each(|((st, row), &(_, tgt))| st.update(row, v0, tgt));
+                    .for_each(|((st, row), &(_, tgt))| st.update(row, v0, tgt, want_ent));
             }
         }
         for (i, st) in stats.iter().enumerate() {
@@ -624,6 +681,9 @@ impl Backend for CpuBackend<'_> {
             logp[i] = st.target - s;
             if let Some(a) = argmax.as_deref_mut() {
                 a[i] = st.best_id;
+            }
+            if let Some(e) = entropy.as_deref_mut() {
+                e[i] = st.entropy();
             }
         }
         Ok(HeadScratch {

@@ -16,7 +16,7 @@ use crate::train::cpu::rope::RopeTable;
 use crate::train::error::{Result, TrainError};
 use crate::train::lora::LoraTarget;
 use crate::train::model::layout::Layout;
-use crate::train::weights::{GgufModel, HyperParams, QTensor};
+use crate::train::weights::{FfnAct, GgufModel, HyperParams, QTensor};
 
 /// A frozen tensor in device memory, in its GGUF storage type.
 pub(crate) struct DevTensor {
@@ -45,6 +45,11 @@ pub(crate) struct DevLayer {
     pub attn_norm: CudaSlice<f32>,
     pub ffn_norm: CudaSlice<f32>,
     pub bias: [Option<CudaSlice<f32>>; 3],
+    /// Query / key head norms, post-attention and post-MLP norms (when the model has them).
+    pub q_norm: Option<CudaSlice<f32>>,
+    pub k_norm: Option<CudaSlice<f32>>,
+    pub attn_post_norm: Option<CudaSlice<f32>>,
+    pub ffn_post_norm: Option<CudaSlice<f32>>,
 }
 
 /// The whole base model on the device.
@@ -72,6 +77,10 @@ impl DevModel {
                 attn_norm: gpu.upload(&lw.attn_norm)?,
                 ffn_norm: gpu.upload(&lw.ffn_norm)?,
                 bias: [up(&lw.bq)?, up(&lw.bk)?, up(&lw.bv)?],
+                q_norm: up(&lw.q_norm)?,
+                k_norm: up(&lw.k_norm)?,
+                attn_post_norm: up(&lw.attn_post_norm)?,
+                ffn_post_norm: up(&lw.ffn_post_norm)?,
             });
         }
         let tok_embd = DevTensor::upload(gpu, &m.tok_embd)?;
@@ -128,6 +137,8 @@ pub(crate) struct CudaBatch {
     pos: CudaSlice<u32>,
     cos: CudaSlice<f32>,
     sin: CudaSlice<f32>,
+    /// Tables of the sliding-window layers when their RoPE base differs.
+    swa: Option<(CudaSlice<f32>, CudaSlice<f32>)>,
     /// Scored rows (the hidden state that predicts) and their targets.
     rows: CudaSlice<u32>,
     targets: CudaSlice<u32>,
@@ -166,6 +177,9 @@ pub(crate) struct Scratch {
     tgt: DBuf,
     best: DBuf,
     sum: Option<CudaSlice<f64>>,
+    /// `Σ e^(x−max)·x` per row (entropy).
+    zsum: Option<CudaSlice<f64>>,
+    ent: DBuf,
     best_id: Option<CudaSlice<u32>>,
     logp: DBuf,
     dlogp: DBuf,
@@ -304,13 +318,16 @@ impl Backend for CudaBackend {
 
     fn batch(&self, lay: &Layout) -> Result<CudaBatch> {
         let hp = &self.model.hp;
-        let rope = RopeTable::new(
-            hp.head_dim,
-            hp.rope_base,
-            lay.max_len,
-            self.model.arch.rope_neox(),
-        );
+        let table = |base: f32| RopeTable::new(hp.head_dim, base, lay.max_len, hp.rope_neox);
+        let rope = table(hp.rope_base);
         let (cos, sin) = rope.tables();
+        let swa = if (0..hp.n_layer).any(|l| hp.is_swa(l)) && hp.rope_base_swa != hp.rope_base {
+            let t = table(hp.rope_base_swa);
+            let (c, s) = t.tables();
+            Some((self.gpu.upload(c)?, self.gpu.upload(s)?))
+        } else {
+            None
+        };
         let rows: Vec<u32> = lay.scored.iter().map(|&(r, _)| r as u32).collect();
         let targets: Vec<u32> = lay.scored.iter().map(|&(_, t)| t).collect();
         let g = &self.gpu;
@@ -322,6 +339,7 @@ impl Backend for CudaBackend {
             pos: g.upload(&lay.pos)?,
             cos: g.upload(cos)?,
             sin: g.upload(sin)?,
+            swa,
             rows: g.upload(&nonempty(rows))?,
             targets: g.upload(&nonempty(targets))?,
             n_scored: lay.scored.len(),
@@ -484,6 +502,15 @@ impl Backend for CudaBackend {
                 Arg::I(batch.n as i32),
                 Arg::I(d as i32),
             ],
+        )?;
+        let scale = self.model.hp.embd_scale;
+        if scale == 1.0 {
+            return Ok(());
+        }
+        self.gpu.launch_n(
+            "scale_inplace",
+            out.len,
+            &[Arg::P(self.p(out)), Arg::L(out.len as i64), Arg::F(scale)],
         )
     }
 
@@ -504,11 +531,12 @@ impl Backend for CudaBackend {
     }
 
     fn rmsnorm_fwd(&self, w: Norm, x: &DBuf, y: &mut DBuf, inv: &mut DBuf) -> Result<()> {
-        let d = self.model.hp.n_embd;
+        let wt = self.norm(w)?;
+        let d = wt.len();
         let rows = x.len / d;
         fdim(y, "rmsnorm output", x.len)?;
         fdim(inv, "rmsnorm inverse", rows)?;
-        let wp = self.gpu.ptr(self.norm(w));
+        let wp = self.gpu.ptr(wt);
         self.gpu.launch_rows(
             "rmsnorm_fwd",
             rows,
@@ -525,10 +553,11 @@ impl Backend for CudaBackend {
     }
 
     fn rmsnorm_bwd(&self, w: Norm, x: &DBuf, inv: &DBuf, dy: &DBuf, dx: &mut DBuf) -> Result<()> {
-        let d = self.model.hp.n_embd;
+        let wt = self.norm(w)?;
+        let d = wt.len();
         let rows = x.len / d;
         fdim(dx, "rmsnorm gradient", x.len)?;
-        let wp = self.gpu.ptr(self.norm(w));
+        let wp = self.gpu.ptr(wt);
         self.gpu.launch_rows(
             "rmsnorm_bwd",
             rows,
@@ -711,22 +740,33 @@ impl Backend for CudaBackend {
         )
     }
 
-    fn rope(&self, batch: &CudaBatch, x: &mut DBuf, n_heads: usize, inverse: bool) -> Result<()> {
+    fn rope(
+        &self,
+        batch: &CudaBatch,
+        l: usize,
+        x: &mut DBuf,
+        n_heads: usize,
+        inverse: bool,
+    ) -> Result<()> {
         let hp = &self.model.hp;
         let rows = batch.n;
         fdim(x, "rope input", rows * n_heads * hp.head_dim)?;
+        let (cos, sin) = match &batch.swa {
+            Some((c, s)) if hp.is_swa(l) => (c, s),
+            _ => (&batch.cos, &batch.sin),
+        };
         self.gpu.launch_n(
             "rope",
             rows * n_heads * hp.head_dim / 2,
             &[
                 Arg::P(self.p(x)),
                 Arg::P(self.gpu.ptr(&batch.pos)),
-                Arg::P(self.gpu.ptr(&batch.cos)),
-                Arg::P(self.gpu.ptr(&batch.sin)),
+                Arg::P(self.gpu.ptr(cos)),
+                Arg::P(self.gpu.ptr(sin)),
                 Arg::I(rows as i32),
                 Arg::I(n_heads as i32),
                 Arg::I(hp.head_dim as i32),
-                Arg::I(self.model.arch.rope_neox() as i32),
+                Arg::I(hp.rope_neox as i32),
                 Arg::I(inverse as i32),
             ],
         )
@@ -735,6 +775,7 @@ impl Backend for CudaBackend {
     fn attention_fwd(
         &self,
         batch: &CudaBatch,
+        l: usize,
         q: &DBuf,
         k: &DBuf,
         v: &DBuf,
@@ -752,13 +793,13 @@ impl Backend for CudaBackend {
         self.group_major(q, &c.qg, t, ng, rep)?;
         self.group_major(k, &c.kg, t, ng, 1)?;
         self.group_major(v, &c.vg, t, ng, 1)?;
-        let scale = 1.0 / (hd as f32).sqrt();
+        let (scale, window) = (hp.attn_scale, hp.window(l));
         for &(off, len) in &batch.seqs {
             let qc = self.query_chunk(len);
             g.resize(&mut c.p, hp.n_head * qc * len)?;
             for i0 in (0..len).step_by(qc) {
                 let i1 = (i0 + qc).min(len);
-                self.scores(c, t, off, i0, i1, scale)?;
+                self.scores(c, t, off, i0, i1, scale, window)?;
                 // O[i0..i1] = P V[0..i1], per group.
                 let cq = (i1 - i0) * rep;
                 let og = self.p(&c.og) + f32s(((off + i0) * rep) * hd) as u64;
@@ -785,6 +826,7 @@ impl Backend for CudaBackend {
     fn attention_bwd(
         &self,
         batch: &CudaBatch,
+        l: usize,
         _q: &DBuf,
         _k: &DBuf,
         _v: &DBuf,
@@ -805,7 +847,7 @@ impl Backend for CudaBackend {
         self.group_major(dout, &c.dog, t, ng, rep)?;
         self.fill_zero(&mut c.dkg)?;
         self.fill_zero(&mut c.dvg)?;
-        let scale = 1.0 / (hd as f32).sqrt();
+        let (scale, window) = (hp.attn_scale, hp.window(l));
         let acc = self.attn_acc();
         let f = DMat::f32;
         for &(off, len) in &batch.seqs {
@@ -815,7 +857,7 @@ impl Backend for CudaBackend {
             for i0 in (0..len).step_by(qc) {
                 let i1 = (i0 + qc).min(len);
                 let cq = (i1 - i0) * rep;
-                self.scores(c, t, off, i0, i1, scale)?;
+                self.scores(c, t, off, i0, i1, scale, window)?;
                 let rows_off = f32s((off + i0) * rep * hd) as u64;
                 let dog = self.p(&c.dog) + rows_off;
                 let qg = self.p(&c.qg) + rows_off;
@@ -856,6 +898,7 @@ impl Backend for CudaBackend {
                         Arg::I(rep as i32),
                         Arg::I((i1 - i0) as i32),
                         Arg::I(i0 as i32),
+                        Arg::I(window as i32),
                         Arg::F(scale),
                     ],
                 )?;
@@ -895,10 +938,10 @@ impl Backend for CudaBackend {
         .sum()
     }
 
-    fn swiglu_fwd(&self, g: &DBuf, u: &DBuf, out: &mut DBuf) -> Result<()> {
-        fdim(out, "swiglu output", g.len)?;
+    fn glu_fwd(&self, act: FfnAct, g: &DBuf, u: &DBuf, out: &mut DBuf) -> Result<()> {
+        fdim(out, "gated activation output", g.len)?;
         self.gpu.launch_n(
-            "swiglu_fwd",
+            glu_kernel(act, false),
             g.len,
             &[
                 Arg::P(self.p(g)),
@@ -909,18 +952,19 @@ impl Backend for CudaBackend {
         )
     }
 
-    fn swiglu_bwd(
+    fn glu_bwd(
         &self,
+        act: FfnAct,
         g: &DBuf,
         u: &DBuf,
         dout: &DBuf,
         dg: &mut DBuf,
         du: &mut DBuf,
     ) -> Result<()> {
-        fdim(dg, "swiglu gradient", g.len)?;
-        fdim(du, "swiglu gradient", g.len)?;
+        fdim(dg, "gated activation gradient", g.len)?;
+        fdim(du, "gated activation gradient", g.len)?;
         self.gpu.launch_n(
-            "swiglu_bwd",
+            glu_kernel(act, true),
             g.len,
             &[
                 Arg::P(self.p(g)),
@@ -940,10 +984,11 @@ impl Backend for CudaBackend {
         logp: &mut [f32],
         lse: &mut DBuf,
         argmax: Option<&mut [u32]>,
+        entropy: Option<&mut [f32]>,
     ) -> Result<HeadScratch> {
         let hp = &self.model.hp;
         let (d, v, r) = (hp.n_embd, hp.n_vocab, batch.n_scored);
-        if logp.len() != r || lse.len != r {
+        if logp.len() != r || lse.len != r || entropy.as_ref().is_some_and(|e| e.len() != r) {
             return Err(TrainError::shape("head outputs", r, (logp.len(), lse.len)));
         }
         if r == 0 {
@@ -953,17 +998,20 @@ impl Backend for CudaBackend {
         let mut s = self.scratch();
         let s = &mut *s;
         let xs = self.gather_scored(s, batch, xf)?;
-        for b in [&mut s.mx, &mut s.tgt, &mut s.best, &mut s.logp] {
+        for b in [&mut s.mx, &mut s.tgt, &mut s.best, &mut s.logp, &mut s.ent] {
             g.resize(b, r)?;
         }
         if s.sum.as_ref().map_or(0, |m| m.len()) < r {
             s.sum = Some(g.zeros::<f64>(r)?);
+            s.zsum = Some(g.zeros::<f64>(r)?);
             s.best_id = Some(g.zeros::<u32>(r)?);
         }
-        let (sum, best_id) = match (&s.sum, &s.best_id) {
-            (Some(a), Some(b)) => (g.ptr(a), g.ptr(b)),
+        let (sum, zsum_all, best_id) = match (&s.sum, &s.zsum, &s.best_id) {
+            (Some(a), Some(z), Some(b)) => (g.ptr(a), g.ptr(z), g.ptr(b)),
             _ => return Err(TrainError::Device("head statistics".into())),
         };
+        // The entropy's running sum only when asked for (a null pointer skips it).
+        let zsum = if entropy.is_some() { zsum_all } else { 0 };
         g.launch_n(
             "lse_init",
             r,
@@ -971,6 +1019,7 @@ impl Backend for CudaBackend {
                 Arg::P(self.p(&s.mx)),
                 Arg::P(sum),
                 Arg::P(self.p(&s.best)),
+                Arg::P(zsum),
                 Arg::I(r as i32),
             ],
         )?;
@@ -1009,6 +1058,7 @@ impl Backend for CudaBackend {
                         Arg::P(self.p(&s.tgt)),
                         Arg::P(self.p(&s.best)),
                         Arg::P(best_id),
+                        Arg::P(zsum),
                     ],
                 )?;
             }
@@ -1020,13 +1070,18 @@ impl Backend for CudaBackend {
                 Arg::P(self.p(&s.mx)),
                 Arg::P(sum),
                 Arg::P(self.p(&s.tgt)),
+                Arg::P(zsum),
                 Arg::P(self.p(lse)),
                 Arg::P(self.p(&s.logp)),
+                Arg::P(self.p(&s.ent)),
                 Arg::I(r as i32),
             ],
         )?;
         let host = self.to_host(&s.logp)?;
         logp.copy_from_slice(&host);
+        if let Some(e) = entropy {
+            e.copy_from_slice(&self.to_host(&s.ent)?);
+        }
         if let (Some(a), Some(ids)) = (argmax, &s.best_id) {
             a.copy_from_slice(&g.download(ids, r)?);
         }
@@ -1155,12 +1210,18 @@ impl CudaBackend {
         self.dequant(t, 0, t.rows, self.p(dst), Dt::F32)
     }
 
-    fn norm(&self, w: Norm) -> &CudaSlice<f32> {
-        match w {
-            Norm::Attn(l) => &self.dev.layers[l].attn_norm,
-            Norm::Ffn(l) => &self.dev.layers[l].ffn_norm,
-            Norm::Output => &self.dev.output_norm,
-        }
+    fn norm(&self, w: Norm) -> Result<&CudaSlice<f32>> {
+        let d = &self.dev;
+        let v = match w {
+            Norm::Attn(l) => Some(&d.layers[l].attn_norm),
+            Norm::Ffn(l) => Some(&d.layers[l].ffn_norm),
+            Norm::Output => Some(&d.output_norm),
+            Norm::QHead(l) => d.layers[l].q_norm.as_ref(),
+            Norm::KHead(l) => d.layers[l].k_norm.as_ref(),
+            Norm::AttnPost(l) => d.layers[l].attn_post_norm.as_ref(),
+            Norm::FfnPost(l) => d.layers[l].ffn_post_norm.as_ref(),
+        };
+        v.ok_or_else(|| TrainError::config(format!("the model has no {} weights", w.name())))
     }
 
     fn gather_scored(&self, s: &mut Scratch, batch: &CudaBatch, xf: &DBuf) -> Result<Gathered> {
@@ -1230,7 +1291,9 @@ impl CudaBackend {
     }
 
     /// Causal probabilities of query rows `[i0, i1)` of the sequence at `off` over keys
-    /// `[0, i1)`, every group at once, into `c.p` (`[ng][(i1 − i0)·rep][i1]`).
+    /// `[0, i1)` (0 outside each row's window; `window` 0 = none), every group at once, into
+    /// `c.p` (`[ng][(i1 − i0)·rep][i1]`).
+    #[allow(clippy::too_many_arguments)]
     fn scores(
         &self,
         c: &CudaAttnCache,
@@ -1239,6 +1302,7 @@ impl CudaBackend {
         i0: usize,
         i1: usize,
         scale: f32,
+        window: usize,
     ) -> Result<()> {
         let hp = &self.model.hp;
         let (hd, ng) = (hp.head_dim, hp.n_head_kv);
@@ -1271,8 +1335,19 @@ impl CudaBackend {
                 Arg::I(rep as i32),
                 Arg::I((i1 - i0) as i32),
                 Arg::I(i0 as i32),
+                Arg::I(window as i32),
             ],
         )
+    }
+}
+
+/// The kernel of a gated activation (forward, or backward when `bwd`).
+fn glu_kernel(act: FfnAct, bwd: bool) -> &'static str {
+    match (act, bwd) {
+        (FfnAct::Silu, false) => "swiglu_fwd",
+        (FfnAct::Silu, true) => "swiglu_bwd",
+        (FfnAct::GeluTanh, false) => "geglu_fwd",
+        (FfnAct::GeluTanh, true) => "geglu_bwd",
     }
 }
 

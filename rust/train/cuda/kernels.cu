@@ -20,6 +20,8 @@ typedef unsigned int u32;
 #define T_F16 1
 #define T_Q4_0 2
 #define T_Q4_1 3
+#define T_Q5_0 6
+#define T_Q5_1 7
 #define T_Q8_0 8
 #define T_Q4_K 12
 #define T_Q5_K 13
@@ -98,6 +100,25 @@ __device__ float decode(int ty, const u8* base, long long j) {
         float d = f16_to_f32(rd16(b));
         float m = f16_to_f32(rd16(b + 2));
         int q = i < 16 ? (b[4 + i] & 0x0F) : (b[4 + i - 16] >> 4);
+        return q * d + m;
+    }
+    case T_Q5_0: {
+        const u8* b = base + (j / 32) * 22;
+        int i = (int)(j % 32);
+        float d = f16_to_f32(rd16(b));
+        u32 qh = (u32)b[2] | ((u32)b[3] << 8) | ((u32)b[4] << 16) | ((u32)b[5] << 24);
+        int lo = i < 16 ? (b[6 + i] & 0x0F) : (b[6 + i - 16] >> 4);
+        int q = (lo | (((qh >> i) & 1u) << 4)) - 16;
+        return q * d;
+    }
+    case T_Q5_1: {
+        const u8* b = base + (j / 32) * 24;
+        int i = (int)(j % 32);
+        float d = f16_to_f32(rd16(b));
+        float m = f16_to_f32(rd16(b + 2));
+        u32 qh = (u32)b[4] | ((u32)b[5] << 8) | ((u32)b[6] << 16) | ((u32)b[7] << 24);
+        int lo = i < 16 ? (b[8 + i] & 0x0F) : (b[8 + i - 16] >> 4);
+        int q = lo | (((qh >> i) & 1u) << 4);
         return q * d + m;
     }
     case T_Q8_0: {
@@ -345,45 +366,48 @@ extern "C" __global__ void from_group_major(const float* y, float* x, int t, int
 
 // Causal softmax in place over score rows of a query chunk. Rows are (group, query i, head r)
 // with i in [i0, i0 + qc) relative to the sequence start: row index ((g * qc) + (i - i0)) * rep
-// + r; each row has nk = i0 + qc keys; query i sees keys 0..=i, the rest are set to 0.
-// One warp per row.
+// + r; each row has nk = i0 + qc keys; query i sees keys lo..=i with lo = max(0, i + 1 − window)
+// (window 0: lo = 0); the rest are set to 0. One warp per row.
 extern "C" __global__ void causal_softmax(float* s, long long rows, int nk, int rep, int qc,
-                                          int i0) {
+                                          int i0, int window) {
     long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / WARP;
     int lane = threadIdx.x % WARP;
     if (row >= rows) return;
     int i = i0 + (int)((row / rep) % qc);
     int valid = i + 1;
+    int lo = window > 0 && valid > window ? valid - window : 0;
     float* p = s + row * nk;
     float m = NEG_INF;
-    for (int c = lane; c < valid; c += WARP) m = fmaxf(m, p[c]);
+    for (int c = lo + lane; c < valid; c += WARP) m = fmaxf(m, p[c]);
     m = warp_max(m);
     float sum = 0.f;
-    for (int c = lane; c < valid; c += WARP) {
+    for (int c = lo + lane; c < valid; c += WARP) {
         float e = expf(p[c] - m);
         p[c] = e;
         sum += e;
     }
     sum = warp_sum(sum);
     float inv = 1.0f / sum;
-    for (int c = lane; c < nk; c += WARP) p[c] = c < valid ? p[c] * inv : 0.0f;
+    for (int c = lane; c < nk; c += WARP) p[c] = c >= lo && c < valid ? p[c] * inv : 0.0f;
 }
 
-// dS = P ∘ (dP − rowsum(P ∘ dP)) · scale over the causal prefix (0 elsewhere), in place in dp.
+// dS = P ∘ (dP − rowsum(P ∘ dP)) · scale over each row's visible keys (0 elsewhere), in place
+// in dp (rows as in causal_softmax).
 extern "C" __global__ void softmax_bwd(const float* p, float* dp, long long rows, int nk, int rep,
-                                       int qc, int i0, float scale) {
+                                       int qc, int i0, int window, float scale) {
     long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / WARP;
     int lane = threadIdx.x % WARP;
     if (row >= rows) return;
     int i = i0 + (int)((row / rep) % qc);
     int valid = i + 1;
+    int lo = window > 0 && valid > window ? valid - window : 0;
     const float* pr = p + row * nk;
     float* dr = dp + row * nk;
     float dot = 0.f;
-    for (int c = lane; c < valid; c += WARP) dot += pr[c] * dr[c];
+    for (int c = lo + lane; c < valid; c += WARP) dot += pr[c] * dr[c];
     dot = warp_sum(dot);
     for (int c = lane; c < nk; c += WARP)
-        dr[c] = c < valid ? pr[c] * (dr[c] - dot) * scale : 0.0f;
+        dr[c] = c >= lo && c < valid ? pr[c] * (dr[c] - dot) * scale : 0.0f;
 }
 
 // Gathers rows of x (`[*, d]`) listed in `rows` into y (`[n, d]`), as f32 or bf16.
@@ -417,7 +441,7 @@ extern "C" __global__ void scatter_add_rows(float* x, const u32* rows, const flo
 // statistics arrays.
 extern "C" __global__ void lse_update(const float* logits, int cr, int cv, int v0, int r0,
                                       const u32* targets, float* mx, double* sum, float* tgt,
-                                      float* best, u32* best_id) {
+                                      float* best, u32* best_id, double* zsum) {
     int row = (blockIdx.x * blockDim.x + threadIdx.x) / WARP;
     int lane = threadIdx.x % WARP;
     if (row >= cr) return;
@@ -442,17 +466,26 @@ extern "C" __global__ void lse_update(const float* logits, int cr, int cv, int v
             bi = oi;
         }
     }
-    double s = 0.0;
-    for (int c = lane; c < cv; c += WARP) s += (double)expf(lg[c] - m);
+    double s = 0.0, z = 0.0;
+    for (int c = lane; c < cv; c += WARP) {
+        double e = (double)expf(lg[c] - m);
+        s += e;
+        z += e * (double)lg[c];
+    }
     s = warp_sum_d(s);
+    z = warp_sum_d(z);
     if (lane == 0) {
         int r = r0 + row;
         float M = mx[r];
         if (m > M) {
-            sum[r] = sum[r] * exp((double)(M - m)) + s;
+            double f = exp((double)(M - m));
+            sum[r] = sum[r] * f + s;
+            if (zsum) zsum[r] = zsum[r] * f + z;
             mx[r] = m;
         } else {
-            sum[r] += s * exp((double)(m - M));
+            double f = exp((double)(m - M));
+            sum[r] += s * f;
+            if (zsum) zsum[r] += z * f;
         }
         int t = (int)targets[r] - v0;
         if (t >= 0 && t < cv) tgt[r] = lg[t];
@@ -463,22 +496,27 @@ extern "C" __global__ void lse_update(const float* logits, int cr, int cv, int v
     }
 }
 
-extern "C" __global__ void lse_init(float* mx, double* sum, float* best, int n) {
+extern "C" __global__ void lse_init(float* mx, double* sum, float* best, double* zsum, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         mx[i] = NEG_INF;
         sum[i] = 0.0;
         best[i] = NEG_INF;
+        if (zsum) zsum[i] = 0.0;
     }
 }
 
+// lse, log-prob of the target and, with zsum, the entropy lse − Σ p·logit of each row.
 extern "C" __global__ void lse_finish(const float* mx, const double* sum, const float* tgt,
-                                      float* lse, float* logp, int n) {
+                                      const double* zsum, float* lse, float* logp, float* ent,
+                                      int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
-        float s = mx[i] + (float)log(sum[i]);
+        double ls = log(sum[i]);
+        float s = mx[i] + (float)ls;
         lse[i] = s;
         logp[i] = tgt[i] - s;
+        if (zsum) ent[i] = (float)((double)mx[i] + ls - zsum[i] / sum[i]);
     }
 }
 

@@ -1,8 +1,8 @@
 //! The trainer on one NVIDIA GPU (feature `cuda-train`): the same model code as the CPU
 //! ([`crate::train::model`]) over a CUDA backend built with cudarc.
 //!
-//! - Base weights are uploaded once in their GGUF types (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K,
-//!   F16, BF16, F32) and expanded one block at a time, by NVRTC kernels that decode exactly
+//! - Base weights are uploaded once in their GGUF types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+//!   Q5_K, Q6_K, F16, BF16, F32) and expanded one block at a time, by NVRTC kernels that decode exactly
 //!   as ggml does, to bf16 ([`Precision::Bf16`]) or f32 ([`Precision::F32`]) for cuBLAS
 //!   GEMMs with f32 accumulation. The output projection is expanded in vocabulary chunks.
 //! - LoRA A/B ([`DeviceLora`]), their gradients and the AdamW moments ([`DeviceAdamW`]) are f32
@@ -404,6 +404,8 @@ impl CudaTransformer {
             clip_ratio: c as f64 / total.max(1) as f64,
             n_tokens: total,
             advantages: adv.to_vec(),
+            logprobs: logp.to_vec(),
+            ..Default::default()
         };
         Ok((stats, grads))
     }
@@ -467,21 +469,22 @@ impl LoraModel for CudaTransformer {
         Ok(lay.split(&lp))
     }
 
-    fn forward_backward<F>(
+    fn forward_backward_scored<F>(
         &self,
         lora: &DeviceLora,
         seqs: &[SeqRef<'_>],
+        want_entropy: bool,
         loss: F,
         grads: &mut DeviceLora,
     ) -> Result<ForwardBackward>
     where
-        F: FnOnce(&[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send,
+        F: FnOnce(&[Vec<f32>], &[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send,
     {
         self.check(Some(lora))?;
         lora.check_same_shape(grads)?;
         let lay = Layout::new(seqs, self.be.model.hp.n_vocab)?;
         let mut ws = self.lock();
-        let out = run::forward_backward(&self.be, &mut ws, lora, &lay, loss, grads)?;
+        let out = run::forward_backward(&self.be, &mut ws, lora, &lay, want_entropy, loss, grads)?;
         let memory = MemoryReport {
             base_weights: self.be.dev.bytes,
             lora: (lora.total + grads.total) * 4,
@@ -490,6 +493,7 @@ impl LoraModel for CudaTransformer {
         Ok(ForwardBackward {
             loss: out.loss,
             logprobs: out.logprobs,
+            entropies: out.entropies,
             memory,
         })
     }

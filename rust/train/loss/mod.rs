@@ -4,8 +4,9 @@ pub mod grpo;
 pub mod sft;
 
 pub use grpo::{
-    compute_advantages, grpo_loss_and_grad, grpo_loss_from_logprobs, Advantages, GrpoBatch,
-    GrpoConfig, GrpoSequence, GrpoStats, LossType, ScaleRewards,
+    compute_advantages, grpo_loss_and_grad, grpo_loss_from_inputs, grpo_loss_from_logprobs,
+    quantile, Advantages, GrpoBatch, GrpoConfig, GrpoInputs, GrpoSequence, GrpoStats, IsLevel,
+    LossType, ScaleRewards,
 };
 pub use sft::{
     join_examples, sft_loss_and_grad, sft_loss_from_logprobs, SftConfig, SftExample, SftStats,

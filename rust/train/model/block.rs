@@ -1,10 +1,13 @@
-//! One transformer block (llama / qwen2: pre-norm attention with RoPE and GQA, pre-norm
-//! SwiGLU MLP), forward and LoRA backward, written once over the compute seam
-//! ([`Backend`]).
+//! One transformer block, forward and LoRA backward, written once over the compute seam
+//! ([`Backend`]): pre-norm attention with RoPE and GQA, pre-norm gated MLP; with the
+//! architecture's options (`HyperParams`): q/k head norms before RoPE (qwen3, gemma3), norms
+//! of the attention and MLP outputs before the residual adds (gemma3), SiLU or tanh-GELU
+//! gating, a sliding attention window and a RoPE base per layer.
 
 use crate::train::backend::{Backend, Norm};
 use crate::train::error::Result;
 use crate::train::lora::LoraTarget;
+use crate::train::weights::FfnAct;
 
 /// Activations of the MLP half of a block for a run of tokens (all of them, or one chunk).
 pub(crate) struct MlpActs<B: Backend> {
@@ -13,6 +16,9 @@ pub(crate) struct MlpActs<B: Backend> {
     pub g: B::Buf,
     pub u: B::Buf,
     pub act: B::Buf,
+    /// The down projection's output before the post-MLP norm, and that norm's `1/rms`.
+    pub f: B::Buf,
+    pub inv_f: B::Buf,
     /// `x Aᵀ` of gate, up, down.
     pub lora_u: [B::Buf; 3],
 }
@@ -25,6 +31,8 @@ impl<B: Backend> Default for MlpActs<B> {
             g: B::Buf::default(),
             u: B::Buf::default(),
             act: B::Buf::default(),
+            f: B::Buf::default(),
+            inv_f: B::Buf::default(),
             lora_u: Default::default(),
         }
     }
@@ -39,6 +47,14 @@ pub(crate) struct Acts<B: Backend> {
     pub v: B::Buf,
     pub att: B::Buf,
     pub h2: B::Buf,
+    /// Q and K before their head norms, and the norms' `1/rms` per head row.
+    pub qr: B::Buf,
+    pub kr: B::Buf,
+    pub invq: B::Buf,
+    pub invk: B::Buf,
+    /// The output projection before the post-attention norm, and that norm's `1/rms`.
+    pub o: B::Buf,
+    pub inv_o: B::Buf,
     /// `x Aᵀ` of q, k, v, o, kept for the backward pass.
     pub lora_u: [B::Buf; 4],
     pub attn: B::AttnCache,
@@ -60,6 +76,12 @@ impl<B: Backend> Default for Acts<B> {
             v: B::Buf::default(),
             att: B::Buf::default(),
             h2: B::Buf::default(),
+            qr: B::Buf::default(),
+            kr: B::Buf::default(),
+            invq: B::Buf::default(),
+            invk: B::Buf::default(),
+            o: B::Buf::default(),
+            inv_o: B::Buf::default(),
             lora_u: Default::default(),
             attn: B::AttnCache::default(),
             mlp: MlpActs::default(),
@@ -75,8 +97,30 @@ impl<B: Backend> Acts<B> {
     pub fn bytes(&self, be: &B) -> usize {
         let m = &self.mlp;
         let bufs = [
-            &self.xn1, &self.inv1, &self.q, &self.k, &self.v, &self.att, &self.h2, &self.hc,
-            &self.oc, &self.dyc, &self.dxc, &m.xn2, &m.inv2, &m.g, &m.u, &m.act,
+            &self.xn1,
+            &self.inv1,
+            &self.q,
+            &self.k,
+            &self.v,
+            &self.att,
+            &self.h2,
+            &self.qr,
+            &self.kr,
+            &self.invq,
+            &self.invk,
+            &self.o,
+            &self.inv_o,
+            &self.hc,
+            &self.oc,
+            &self.dyc,
+            &self.dxc,
+            &m.xn2,
+            &m.inv2,
+            &m.g,
+            &m.u,
+            &m.act,
+            &m.f,
+            &m.inv_f,
         ];
         bufs.iter()
             .copied()
@@ -91,6 +135,8 @@ impl<B: Backend> Acts<B> {
 /// Gradient scratch of the MLP half (and the shared LoRA / norm-input scratch).
 pub(crate) struct MlpGrads<B: Backend> {
     pub dxn: B::Buf,
+    /// Gradient of the down projection's output (before the post-MLP norm).
+    pub df: B::Buf,
     pub dact: B::Buf,
     pub dg: B::Buf,
     pub du: B::Buf,
@@ -101,6 +147,7 @@ impl<B: Backend> Default for MlpGrads<B> {
     fn default() -> Self {
         MlpGrads {
             dxn: B::Buf::default(),
+            df: B::Buf::default(),
             dact: B::Buf::default(),
             dg: B::Buf::default(),
             du: B::Buf::default(),
@@ -116,6 +163,11 @@ pub(crate) struct Grads<B: Backend> {
     pub dq: B::Buf,
     pub dk: B::Buf,
     pub dv: B::Buf,
+    /// Gradients of Q and K before their head norms.
+    pub dqr: B::Buf,
+    pub dkr: B::Buf,
+    /// Gradient of the output projection before the post-attention norm.
+    pub d_o: B::Buf,
     pub m: MlpGrads<B>,
 }
 
@@ -127,6 +179,9 @@ impl<B: Backend> Default for Grads<B> {
             dq: B::Buf::default(),
             dk: B::Buf::default(),
             dv: B::Buf::default(),
+            dqr: B::Buf::default(),
+            dkr: B::Buf::default(),
+            d_o: B::Buf::default(),
             m: MlpGrads::default(),
         }
     }
@@ -136,8 +191,8 @@ impl<B: Backend> Grads<B> {
     pub fn bytes(&self, be: &B) -> usize {
         let m = &self.m;
         [
-            &self.dh2, &self.datt, &self.dq, &self.dk, &self.dv, &m.dxn, &m.dact, &m.dg, &m.du,
-            &m.dlora,
+            &self.dh2, &self.datt, &self.dq, &self.dk, &self.dv, &self.dqr, &self.dkr, &self.d_o,
+            &m.dxn, &m.df, &m.dact, &m.dg, &m.du, &m.dlora,
         ]
         .iter()
         .map(|b| be.bytes(b))
@@ -231,7 +286,9 @@ impl<B: Backend> Block<'_, B> {
         }
     }
 
-    /// Attention half: `h2 = h + o(attention(rope(q), rope(k), v))` over `rmsnorm(h)`.
+    /// Attention half: `h2 = h + post(o(attention(rope(qn(q)), rope(kn(k)), v)))` over
+    /// `rmsnorm(h)`, where `qn`, `kn` are the head norms and `post` the post-attention norm
+    /// when the architecture has them.
     fn forward_attn(&self, h: &B::Buf, a: &mut Acts<B>) -> Result<()> {
         let be = self.be;
         let hp = be.hp();
@@ -242,31 +299,56 @@ impl<B: Backend> Block<'_, B> {
         be.rmsnorm_fwd(Norm::Attn(l), h, &mut a.xn1, &mut a.inv1)?;
         be.tap(l, "attn_norm", &a.xn1)?;
         let [uq, uk, uv, uo] = &mut a.lora_u;
-        self.sized(&mut a.q, n * qd)?;
-        self.sized(&mut a.k, n * kvd)?;
+        let (qlin, klin) = if hp.qk_norm {
+            (&mut a.qr, &mut a.kr)
+        } else {
+            (&mut a.q, &mut a.k)
+        };
+        self.sized(qlin, n * qd)?;
+        self.sized(klin, n * kvd)?;
         self.sized(&mut a.v, n * kvd)?;
-        self.linear(LoraTarget::Q, &a.xn1, &mut a.q, uq)?;
-        self.linear(LoraTarget::K, &a.xn1, &mut a.k, uk)?;
+        self.linear(LoraTarget::Q, &a.xn1, qlin, uq)?;
+        self.linear(LoraTarget::K, &a.xn1, klin, uk)?;
         self.linear(LoraTarget::V, &a.xn1, &mut a.v, uv)?;
-        be.add_bias(l, LoraTarget::Q, &mut a.q)?;
-        be.add_bias(l, LoraTarget::K, &mut a.k)?;
+        be.add_bias(l, LoraTarget::Q, qlin)?;
+        be.add_bias(l, LoraTarget::K, klin)?;
         be.add_bias(l, LoraTarget::V, &mut a.v)?;
-        be.tap(l, "Qcur", &a.q)?;
-        be.tap(l, "Kcur", &a.k)?;
+        be.tap(l, "Qcur", qlin)?;
+        be.tap(l, "Kcur", klin)?;
         be.tap(l, "Vcur", &a.v)?;
-        be.rope(self.batch, &mut a.q, hp.n_head, false)?;
-        be.rope(self.batch, &mut a.k, hp.n_head_kv, false)?;
+        if hp.qk_norm {
+            self.sized(&mut a.q, n * qd)?;
+            self.sized(&mut a.k, n * kvd)?;
+            self.sized(&mut a.invq, n * hp.n_head)?;
+            self.sized(&mut a.invk, n * hp.n_head_kv)?;
+            be.rmsnorm_fwd(Norm::QHead(l), &a.qr, &mut a.q, &mut a.invq)?;
+            be.rmsnorm_fwd(Norm::KHead(l), &a.kr, &mut a.k, &mut a.invk)?;
+            be.tap(l, "Qcur_normed", &a.q)?;
+            be.tap(l, "Kcur_normed", &a.k)?;
+        }
+        be.rope(self.batch, l, &mut a.q, hp.n_head, false)?;
+        be.rope(self.batch, l, &mut a.k, hp.n_head_kv, false)?;
         self.sized(&mut a.att, n * qd)?;
-        be.attention_fwd(self.batch, &a.q, &a.k, &a.v, &mut a.att, &mut a.attn)?;
+        be.attention_fwd(self.batch, l, &a.q, &a.k, &a.v, &mut a.att, &mut a.attn)?;
         be.tap(l, "kqv_out", &a.att)?;
         self.sized(&mut a.h2, n * d)?;
-        self.linear(LoraTarget::O, &a.att, &mut a.h2, uo)?;
-        be.tap(l, "attn_out", &a.h2)?;
+        if hp.post_norms {
+            self.sized(&mut a.o, n * d)?;
+            self.sized(&mut a.inv_o, n)?;
+            self.linear(LoraTarget::O, &a.att, &mut a.o, uo)?;
+            be.tap(l, "attn_out", &a.o)?;
+            be.rmsnorm_fwd(Norm::AttnPost(l), &a.o, &mut a.h2, &mut a.inv_o)?;
+            be.tap(l, "attn_post_norm", &a.h2)?;
+        } else {
+            self.linear(LoraTarget::O, &a.att, &mut a.h2, uo)?;
+            be.tap(l, "attn_out", &a.h2)?;
+        }
         be.add(&mut a.h2, h)?;
         be.tap(l, "ffn_inp", &a.h2)
     }
 
-    /// MLP half on `rows` tokens: `out = x + down(swiglu(gate(xn), up(xn)))`, `xn = rmsnorm(x)`.
+    /// MLP half on `rows` tokens: `out = x + post(down(act(gate(xn)) · up(xn)))`,
+    /// `xn = rmsnorm(x)`, `post` the post-MLP norm when the architecture has one.
     fn forward_mlp(
         &self,
         x: &B::Buf,
@@ -290,10 +372,23 @@ impl<B: Backend> Block<'_, B> {
         be.tap(l, "ffn_gate", &m.g)?;
         be.tap(l, "ffn_up", &m.u)?;
         self.sized(&mut m.act, rows * ff)?;
-        be.swiglu_fwd(&m.g, &m.u, &mut m.act)?;
-        be.tap(l, "ffn_swiglu", &m.act)?;
-        self.linear(LoraTarget::Down, &m.act, out, udn)?;
-        be.tap(l, "ffn_out", out)?;
+        be.glu_fwd(hp.ffn_act, &m.g, &m.u, &mut m.act)?;
+        let act_name = match hp.ffn_act {
+            FfnAct::Silu => "ffn_swiglu",
+            FfnAct::GeluTanh => "ffn_geglu",
+        };
+        be.tap(l, act_name, &m.act)?;
+        if hp.post_norms {
+            self.sized(&mut m.f, rows * d)?;
+            self.sized(&mut m.inv_f, rows)?;
+            self.linear(LoraTarget::Down, &m.act, &mut m.f, udn)?;
+            be.tap(l, "ffn_out", &m.f)?;
+            be.rmsnorm_fwd(Norm::FfnPost(l), &m.f, out, &mut m.inv_f)?;
+            be.tap(l, "ffn_post_norm", out)?;
+        } else {
+            self.linear(LoraTarget::Down, &m.act, out, udn)?;
+            be.tap(l, "ffn_out", out)?;
+        }
         be.add(out, x)?;
         be.tap(l, "l_out", out)
     }
@@ -316,12 +411,18 @@ impl<B: Backend> Block<'_, B> {
         let hp = be.hp();
         let (d, ff) = (hp.n_embd, hp.n_ff);
         let [ug, uu, udn] = &m.lora_u;
+        if hp.post_norms {
+            self.sized(&mut g.df, rows * d)?;
+            be.fill_zero(&mut g.df)?;
+            be.rmsnorm_bwd(Norm::FfnPost(self.l), &m.f, &m.inv_f, dy, &mut g.df)?;
+        }
+        let d_down = if hp.post_norms { &g.df } else { dy };
         self.sized(&mut g.dact, rows * ff)?;
         self.linear_bwd(
             LoraTarget::Down,
             &m.act,
             udn,
-            dy,
+            d_down,
             &mut g.dact,
             false,
             &mut g.dlora,
@@ -329,7 +430,7 @@ impl<B: Backend> Block<'_, B> {
         )?;
         self.sized(&mut g.dg, rows * ff)?;
         self.sized(&mut g.du, rows * ff)?;
-        be.swiglu_bwd(&m.g, &m.u, &g.dact, &mut g.dg, &mut g.du)?;
+        be.glu_bwd(hp.ffn_act, &m.g, &m.u, &g.dact, &mut g.dg, &mut g.du)?;
         self.sized(&mut g.dxn, rows * d)?;
         self.linear_bwd(
             LoraTarget::Gate,
@@ -388,13 +489,18 @@ impl<B: Backend> Block<'_, B> {
             }
         }
         let [uq, uk, uv, uo] = &a.lora_u;
-        // Attention: h2 = h + o(att)
+        // Attention: h2 = h + post(o(att))
+        if hp.post_norms {
+            self.sized(&mut g.d_o, n * d)?;
+            be.fill_zero(&mut g.d_o)?;
+            be.rmsnorm_bwd(Norm::AttnPost(l), &a.o, &a.inv_o, &g.dh2, &mut g.d_o)?;
+        }
         self.sized(&mut g.datt, n * qd)?;
         self.linear_bwd(
             LoraTarget::O,
             &a.att,
             uo,
-            &g.dh2,
+            if hp.post_norms { &g.d_o } else { &g.dh2 },
             &mut g.datt,
             false,
             &mut g.m.dlora,
@@ -405,6 +511,7 @@ impl<B: Backend> Block<'_, B> {
         self.sized(&mut g.dv, n * kvd)?;
         be.attention_bwd(
             self.batch,
+            l,
             &a.q,
             &a.k,
             &a.v,
@@ -414,14 +521,27 @@ impl<B: Backend> Block<'_, B> {
             &mut g.dk,
             &mut g.dv,
         )?;
-        be.rope(self.batch, &mut g.dq, hp.n_head, true)?;
-        be.rope(self.batch, &mut g.dk, hp.n_head_kv, true)?;
+        be.rope(self.batch, l, &mut g.dq, hp.n_head, true)?;
+        be.rope(self.batch, l, &mut g.dk, hp.n_head_kv, true)?;
+        if hp.qk_norm {
+            self.sized(&mut g.dqr, n * qd)?;
+            self.sized(&mut g.dkr, n * kvd)?;
+            be.fill_zero(&mut g.dqr)?;
+            be.fill_zero(&mut g.dkr)?;
+            be.rmsnorm_bwd(Norm::QHead(l), &a.qr, &a.invq, &g.dq, &mut g.dqr)?;
+            be.rmsnorm_bwd(Norm::KHead(l), &a.kr, &a.invk, &g.dk, &mut g.dkr)?;
+        }
+        let (dq_lin, dk_lin) = if hp.qk_norm {
+            (&g.dqr, &g.dkr)
+        } else {
+            (&g.dq, &g.dk)
+        };
         self.sized(&mut g.m.dxn, n * d)?;
         self.linear_bwd(
             LoraTarget::Q,
             &a.xn1,
             uq,
-            &g.dq,
+            dq_lin,
             &mut g.m.dxn,
             false,
             &mut g.m.dlora,
@@ -431,7 +551,7 @@ impl<B: Backend> Block<'_, B> {
             LoraTarget::K,
             &a.xn1,
             uk,
-            &g.dk,
+            dk_lin,
             &mut g.m.dxn,
             true,
             &mut g.m.dlora,

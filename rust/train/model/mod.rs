@@ -1,4 +1,4 @@
-//! The transformer (llama / qwen2) over frozen GGUF weights with optional LoRA: per-token
+//! The transformer (llama, qwen2, qwen3, gemma3) over frozen GGUF weights with optional LoRA: per-token
 //! log-probs forward, and a layer-wise recomputing backward that yields LoRA gradients.
 //!
 //! The model code (`block`, `run`) is written once over the compute seam
@@ -21,9 +21,11 @@ pub use layout::{JoinedSeqs, SeqRef};
 use run::Workspace;
 
 /// A diagnostics callback `(layer, name, values)` over a block's intermediates, named as in
-/// llama.cpp's graph (`attn_norm`, `Qcur`, `Kcur`, `Vcur` before RoPE, `kqv_out`, `attn_out`,
-/// `ffn_inp`, `ffn_norm`, `ffn_gate`, `ffn_up`, `ffn_swiglu`, `ffn_out`, `l_out`); values are
-/// token-major `[T, width]`, the layout of llama.cpp's `[width, T]` tensors.
+/// llama.cpp's graph (`attn_norm`, `Qcur`, `Kcur`, `Vcur` before the head norms and RoPE,
+/// `Qcur_normed`, `Kcur_normed`, `kqv_out`, `attn_out`, `attn_post_norm`, `ffn_inp`, `ffn_norm`,
+/// `ffn_gate`, `ffn_up`, `ffn_swiglu` or `ffn_geglu`, `ffn_out`, `ffn_post_norm`, `l_out`;
+/// the norms' taps only where the architecture has them); values are token-major
+/// `[T, width]`, the layout of llama.cpp's `[width, T]` tensors.
 pub type Tap = dyn Fn(usize, &str, &[f32]) + Send + Sync;
 
 /// A model that scores token sequences under an optional LoRA adapter and back-propagates a
@@ -37,7 +39,21 @@ pub trait LoraModel {
     fn logprobs(&self, lora: Option<&Self::Lora>, seqs: &[SeqRef<'_>]) -> Result<Vec<Vec<f32>>>;
 
     /// Forward, loss, backward; LoRA gradients are **added** to `grads` (see
-    /// [`Transformer::forward_backward`]).
+    /// [`Transformer::forward_backward`]). The loss also receives the entropy (nats) of the
+    /// predicted distribution at every scored position when `want_entropy` (an empty slice
+    /// otherwise); entropies carry no gradient.
+    fn forward_backward_scored<F>(
+        &self,
+        lora: &Self::Lora,
+        seqs: &[SeqRef<'_>],
+        want_entropy: bool,
+        loss: F,
+        grads: &mut Self::Lora,
+    ) -> Result<ForwardBackward>
+    where
+        F: FnOnce(&[Vec<f32>], &[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send;
+
+    /// Forward, loss on the log-probs, backward (see [`LoraModel::forward_backward_scored`]).
     fn forward_backward<F>(
         &self,
         lora: &Self::Lora,
@@ -46,7 +62,10 @@ pub trait LoraModel {
         grads: &mut Self::Lora,
     ) -> Result<ForwardBackward>
     where
-        F: FnOnce(&[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send;
+        F: FnOnce(&[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send,
+    {
+        self.forward_backward_scored(lora, seqs, false, |lp, _| loss(lp), grads)
+    }
 }
 
 /// Memory used by the last [`Transformer::forward_backward`] call, in bytes.
@@ -94,6 +113,8 @@ pub struct ForwardBackward {
     pub loss: f64,
     /// The log-probs the loss was computed on (per sequence, see [`SeqRef`]).
     pub logprobs: Vec<Vec<f32>>,
+    /// Entropies of the predicted distributions (same shape; empty unless asked for).
+    pub entropies: Vec<Vec<f32>>,
     pub memory: MemoryReport,
 }
 
@@ -258,19 +279,36 @@ impl Transformer {
     where
         F: FnOnce(&[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send,
     {
+        self.forward_backward_scored(lora, seqs, false, |lp, _| loss(lp), grads)
+    }
+
+    /// [`Transformer::forward_backward`] whose loss also sees the entropy of each scored
+    /// position's distribution when `want_entropy` (see [`LoraModel::forward_backward_scored`]).
+    pub fn forward_backward_scored<F>(
+        &self,
+        lora: &LoraWeights,
+        seqs: &[SeqRef<'_>],
+        want_entropy: bool,
+        loss: F,
+        grads: &mut LoraWeights,
+    ) -> Result<ForwardBackward>
+    where
+        F: FnOnce(&[Vec<f32>], &[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send,
+    {
         self.check_lora(Some(lora))?;
         lora.check_same_shape(grads)?;
         let lay = Layout::new(seqs, self.model.hp.n_vocab)?;
         self.pool.install(|| {
             let be = self.backend(false);
             let mut ws = Workspace::default();
-            let out = run::forward_backward(&be, &mut ws, lora, &lay, loss, grads)?;
+            let out = run::forward_backward(&be, &mut ws, lora, &lay, want_entropy, loss, grads)?;
             let mut memory = out.memory;
             memory.base_weights = self.model.storage_bytes();
             memory.lora = (lora.n_params() + grads.n_params()) * 4;
             Ok(ForwardBackward {
                 loss: out.loss,
                 logprobs: out.logprobs,
+                entropies: out.entropies,
                 memory,
             })
         })
@@ -284,16 +322,17 @@ impl LoraModel for Transformer {
         Transformer::logprobs(self, lora, seqs)
     }
 
-    fn forward_backward<F>(
+    fn forward_backward_scored<F>(
         &self,
         lora: &LoraWeights,
         seqs: &[SeqRef<'_>],
+        want_entropy: bool,
         loss: F,
         grads: &mut LoraWeights,
     ) -> Result<ForwardBackward>
     where
-        F: FnOnce(&[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send,
+        F: FnOnce(&[Vec<f32>], &[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)> + Send,
     {
-        Transformer::forward_backward(self, lora, seqs, loss, grads)
+        Transformer::forward_backward_scored(self, lora, seqs, want_entropy, loss, grads)
     }
 }

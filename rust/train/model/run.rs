@@ -89,29 +89,34 @@ pub(crate) fn forward<B: Backend>(
         &mut out,
         &mut ws.lse,
         want_argmax.then_some(&mut arg[..]),
+        None,
     )?;
     Ok((out, arg))
 }
 
-/// What [`forward_backward`] returns: the loss, the per-sequence log-probs it saw, memory.
+/// What [`forward_backward`] returns: the loss, the per-sequence log-probs (and entropies,
+/// when asked) it saw, memory.
 pub(crate) struct FbOutput {
     pub loss: f64,
     pub logprobs: Vec<Vec<f32>>,
+    pub entropies: Vec<Vec<f32>>,
     pub memory: MemoryReport,
 }
 
 /// Forward, loss, and layer-wise recomputing backward; LoRA gradients are **added** to
-/// `grads`. `loss` maps per-sequence log-probs to `(loss, ∂loss/∂logprobs)`.
+/// `grads`. `loss` maps per-sequence log-probs and entropies (empty unless `want_entropy`)
+/// to `(loss, ∂loss/∂logprobs)`; the entropies carry no gradient.
 pub(crate) fn forward_backward<B: Backend, F>(
     be: &B,
     ws: &mut Workspace<B>,
     lora: &B::Lora,
     lay: &Layout,
+    want_entropy: bool,
     loss: F,
     grads: &mut B::Lora,
 ) -> Result<FbOutput>
 where
-    F: FnOnce(&[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)>,
+    F: FnOnce(&[Vec<f32>], &[Vec<f32>]) -> Result<(f64, Vec<Vec<f32>>)>,
 {
     let hp = be.hp().clone();
     let batch = be.batch(lay)?;
@@ -140,10 +145,23 @@ where
     be.resize(&mut ws.inv, n)?;
     be.rmsnorm_fwd(Norm::Output, &ws.cur, &mut ws.xf, &mut ws.inv)?;
     let mut lp = vec![0f32; lay.scored.len()];
+    let mut ent = vec![0f32; if want_entropy { lay.scored.len() } else { 0 }];
     be.resize(&mut ws.lse, lay.scored.len())?;
-    let head_scratch = be.head_fwd(&batch, &ws.xf, &mut lp, &mut ws.lse, None)?;
+    let head_scratch = be.head_fwd(
+        &batch,
+        &ws.xf,
+        &mut lp,
+        &mut ws.lse,
+        None,
+        want_entropy.then_some(&mut ent[..]),
+    )?;
     let logprobs = lay.split(&lp);
-    let (loss_val, dlp) = loss(&logprobs)?;
+    let entropies = if want_entropy {
+        lay.split(&ent)
+    } else {
+        Vec::new()
+    };
+    let (loss_val, dlp) = loss(&logprobs, &entropies)?;
     if dlp.len() != logprobs.len() || dlp.iter().zip(&logprobs).any(|(a, b)| a.len() != b.len()) {
         return Err(TrainError::shape(
             "loss gradient",
@@ -189,6 +207,7 @@ where
     Ok(FbOutput {
         loss: loss_val,
         logprobs,
+        entropies,
         memory,
     })
 }

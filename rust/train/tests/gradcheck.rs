@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::train::lora::{LoraConfig, LoraTarget, LoraWeights};
 use crate::train::loss::{
-    grpo_loss_and_grad, grpo_loss_from_logprobs, sft_loss_and_grad, sft_loss_from_logprobs,
-    Advantages, GrpoBatch, GrpoConfig, GrpoSequence, LossType, SftConfig, SftExample,
+    grpo_loss_and_grad, grpo_loss_from_inputs, sft_loss_and_grad, sft_loss_from_logprobs,
+    Advantages, GrpoBatch, GrpoConfig, GrpoInputs, GrpoSequence, IsLevel, LossType, SftConfig,
+    SftExample,
 };
 use crate::train::model::{SeqRef, Transformer};
 use crate::train::rng::Rng;
@@ -120,6 +121,14 @@ fn check(
 }
 
 fn grpo_case(arch: Arch, loss_type: LossType) {
+    grpo_case_with(arch, loss_type, "", |_| {});
+}
+
+/// The GRPO gradient check with `adjust` applied to the loss options: the analytic gradient
+/// of [`grpo_loss_and_grad`] (with the model's own entropies) against finite differences of
+/// [`grpo_loss_from_inputs`] on recomputed log-probs, the entropies held at their value at
+/// the expansion point (they carry no gradient, as in TRL). Sequence 2 is marked truncated.
+fn grpo_case_with(arch: Arch, loss_type: LossType, tag: &str, adjust: fn(&mut GrpoConfig)) {
     let tf = tiny(arch);
     let w = lora(&tf);
     let v = tf.model().hp.n_vocab;
@@ -129,10 +138,10 @@ fn grpo_case(arch: Arch, loss_type: LossType) {
         seqs.push(GrpoSequence {
             prompt: toks(&mut rng, pl, v),
             completion: toks(&mut rng, cl, v),
-            old_logprobs: None,
-            ref_logprobs: None,
+            ..Default::default()
         });
     }
+    seqs[2].truncated = true;
     // Old log-probs: current ones perturbed so some tokens are clipped.
     let refs_tokens: Vec<Vec<u32>> = seqs
         .iter()
@@ -150,13 +159,14 @@ fn grpo_case(arch: Arch, loss_type: LossType) {
     for (s, c) in seqs.iter_mut().zip(&cur) {
         s.old_logprobs = Some(c.iter().map(|&x| x + 0.3 * rng.normal()).collect());
     }
-    let cfg = GrpoConfig {
+    let mut cfg = GrpoConfig {
         beta: 0.1,
         epsilon_high: Some(0.28),
         loss_type,
         eos_token_id: Some(seqs[1].completion[9]),
         ..Default::default()
     };
+    adjust(&mut cfg);
     let batch = GrpoBatch {
         seqs: seqs.clone(),
         advantages: Advantages::FromRewards {
@@ -166,9 +176,16 @@ fn grpo_case(arch: Arch, loss_type: LossType) {
     };
     let mut grads = w.zeros_like();
     let st = grpo_loss_and_grad(&tf, &w, &batch, &cfg, &mut grads).unwrap();
+    let name = format!("GRPO {arch:?} {loss_type:?}{tag}");
     eprintln!(
-        "GRPO {arch:?} {loss_type:?}: loss {:.5} kl {:.4} clip {:.3} tokens {}",
-        st.loss, st.mean_kl, st.clip_ratio, st.n_tokens
+        "{name}: loss {:.5} kl {:.4} clip {:.3} (low {:.3} high {:.3}) entropy kept {:.3} tokens {}",
+        st.loss,
+        st.mean_kl,
+        st.clip_ratio,
+        st.clip_ratio_low,
+        st.clip_ratio_high,
+        st.entropy_kept,
+        st.n_tokens
     );
     assert!(
         st.clip_ratio > 0.0 && st.clip_ratio < 1.0,
@@ -180,10 +197,26 @@ fn grpo_case(arch: Arch, loss_type: LossType) {
         .iter()
         .map(|s| s.old_logprobs.clone().unwrap())
         .collect();
+    // The entropies at the expansion point.
+    let mut ent = Vec::new();
+    tf.forward_backward_scored(
+        &w,
+        &refs,
+        true,
+        |lp, e| {
+            ent = e.to_vec();
+            Ok((0.0, lp.iter().map(|s| vec![0.0; s.len()]).collect()))
+        },
+        &mut w.zeros_like(),
+    )
+    .unwrap();
     let eos = cfg.eos_token_id.unwrap();
     let mask: Vec<usize> = seqs
         .iter()
         .map(|s| {
+            if s.truncated && cfg.mask_truncated_completions {
+                return 0;
+            }
             s.completion
                 .iter()
                 .position(|&t| t == eos)
@@ -194,12 +227,24 @@ fn grpo_case(arch: Arch, loss_type: LossType) {
         mask[1] < seqs[1].completion.len(),
         "EOS masking should be exercised"
     );
+    assert_eq!(st.n_tokens, mask.iter().sum::<usize>());
     let loss = |p: &LoraWeights| {
         let lp = tf.logprobs(Some(p), &refs).unwrap();
-        grpo_loss_from_logprobs(&lp, Some(&old), Some(&refp), &adv, &mask, &cfg)
-            .unwrap()
-            .0
-            .loss
+        grpo_loss_from_inputs(
+            &GrpoInputs {
+                logp: &lp,
+                old: Some(&old),
+                refp: Some(&refp),
+                entropy: Some(&ent),
+                rollout: None,
+                adv: &adv,
+                mask: &mask,
+            },
+            &cfg,
+        )
+        .unwrap()
+        .0
+        .loss
     };
     let l0 = loss(&w);
     assert!(
@@ -207,7 +252,8 @@ fn grpo_case(arch: Arch, loss_type: LossType) {
         "loss recomputation differs: {l0} vs {}",
         st.loss
     );
-    let worst = check(&format!("GRPO {arch:?} {loss_type:?}"), &w, &grads, &loss);
+    let worst = check(&name, &w, &grads, &loss);
+    eprintln!("{name}: worst relative error {worst:.2e}");
     assert!(
         worst <= 1e-2,
         "GRPO gradient check: worst relative error {worst}"
@@ -290,4 +336,61 @@ fn sft_gradcheck_qwen2_completion_only() {
 #[test]
 fn sft_gradcheck_long_sequences() {
     sft_case_lens(Arch::Qwen2, false, &[(10, 290), (3, 140)]);
+}
+
+/// Gemma 3: √d embeddings, q/k head norms, post norms, GeGLU, a 6-token window on layer 0
+/// (sequences up to 22 tokens) and heads wider than `n_embd / n_head`.
+#[test]
+fn sft_gradcheck_gemma3() {
+    sft_case(Arch::Gemma3, true);
+}
+
+#[test]
+fn grpo_gradcheck_gemma3() {
+    grpo_case(Arch::Gemma3, LossType::Grpo);
+}
+
+/// Qwen3: q/k head norms, no biases, heads wider than `n_embd / n_head`.
+#[test]
+fn sft_gradcheck_qwen3() {
+    sft_case(Arch::Qwen3, false);
+}
+
+/// GSPO: one importance ratio per sequence (the exp of its mean log-ratio), clipped whole.
+#[test]
+fn grpo_gradcheck_sequence_level() {
+    grpo_case_with(Arch::Llama, LossType::Grpo, " GSPO", |c| {
+        c.importance_sampling_level = IsLevel::Sequence;
+        // Sequence ratios move less than token ratios: a narrower clip still clips some.
+        c.epsilon = 0.05;
+        c.epsilon_high = Some(0.05);
+    });
+}
+
+/// The truncated completion carries no loss (sequence 2 gets mask 0), DAPO normalisation.
+#[test]
+fn grpo_gradcheck_mask_truncated() {
+    grpo_case_with(Arch::Qwen2, LossType::Dapo, " mask-truncated", |c| {
+        c.mask_truncated_completions = true;
+    });
+}
+
+/// The policy term only on the top 40% highest-entropy loss tokens; KL everywhere.
+#[test]
+fn grpo_gradcheck_top_entropy_quantile() {
+    grpo_case_with(Arch::Gemma3, LossType::Grpo, " top-entropy 0.4", |c| {
+        c.top_entropy_quantile = 0.4;
+    });
+}
+
+/// Qwen3 with every option at once: sequence level, truncated masked, entropy quantile.
+#[test]
+fn grpo_gradcheck_qwen3_all_options() {
+    grpo_case_with(Arch::Qwen3, LossType::DrGrpo, " all options", |c| {
+        c.importance_sampling_level = IsLevel::Sequence;
+        c.epsilon = 0.05;
+        c.epsilon_high = Some(0.05);
+        c.mask_truncated_completions = true;
+        c.top_entropy_quantile = 0.5;
+    });
 }

@@ -330,7 +330,8 @@ fn random_qwen2_q4k_loads_in_both() {
 /// llama.cpp with flash attention on against `reference` (the same model with it off):
 /// (mean |Δ|, max |Δ|, argmax agreement) of the log-probs of `seqs`.
 fn self_agreement(model: &Path, seqs: &[Vec<u32>], reference: &mut LlamaRef) -> (f64, f64, f64) {
-    let mut fa = LlamaRef::with_flash_attn(model, None, 256, true);
+    let n_ctx = seqs.iter().map(Vec::len).max().unwrap_or(0).max(256);
+    let mut fa = LlamaRef::with_flash_attn(model, None, n_ctx, true);
     let (mut a, mut b, mut same, mut total) = (Vec::new(), Vec::new(), 0usize, 0usize);
     for s in seqs {
         let (l1, a1) = fa.logprobs(s);
@@ -453,4 +454,239 @@ fn smollm2_q41_layer_by_layer() {
             "{label}: f32 activations already match ({d_f32})"
         );
     }
+}
+
+/// A small random model of `arch` (F32 unless `ty` says otherwise) for parity with llama.cpp.
+fn random_arch(arch: Arch, tag: &str, f: impl FnOnce(&mut RandomModelSpec)) -> std::path::PathBuf {
+    let mut spec = RandomModelSpec {
+        n_vocab: 512,
+        n_embd: 128,
+        n_layer: 3,
+        n_head: 4,
+        n_head_kv: 2,
+        n_ff: 256,
+        seed: 13,
+        ..RandomModelSpec::tiny(arch)
+    };
+    f(&mut spec);
+    let p = common::scratch_dir().join(format!("random-{}-{tag}.gguf", arch.name()));
+    write_random_gguf(&spec, &p).expect("write random model");
+    p
+}
+
+fn assert_f32_parity(what: &str, c: &Cmp) {
+    eprintln!(
+        "{what}: mean |Δ| = {:.3e}, max |Δ| = {:.3e} nats, argmax agreement {:.4}",
+        c.mean, c.max, c.argmax_agree
+    );
+    assert!(
+        c.mean <= 1e-3 && c.max <= 1e-2,
+        "{what}: mean {} max {}",
+        c.mean,
+        c.max
+    );
+}
+
+/// Qwen3: q/k head norms before RoPE, no biases, heads wider than `n_embd / n_head` (Q is 192
+/// wide over a 128-wide residual), tied and untied output.
+#[test]
+fn random_qwen3_f32_parity() {
+    for tied in [false, true] {
+        let path = random_arch(Arch::Qwen3, if tied { "tied" } else { "untied" }, |s| {
+            s.head_dim = Some(48);
+            s.tied_output = tied;
+        });
+        let seqs = random_tokens(512, &[40, 64, 17], 3);
+        let c = compare(&path, None, &seqs);
+        assert_f32_parity(&format!("random qwen3 F32 (tied {tied})"), &c);
+    }
+}
+
+/// The preset shapes of the random-weight writer, one or two layers deep and with a small
+/// vocabulary: Qwen3-0.6B (16 query heads of 128 over a 1024-wide residual, 8 KV heads) and
+/// Gemma-3-270M (4 heads of 256 over 640, one KV head, 512-token windows).
+#[test]
+fn random_preset_shapes_f32_parity() {
+    for (name, spec, lens) in [
+        (
+            "qwen3-0.6b",
+            RandomModelSpec::qwen3_0_6b(),
+            &[24usize, 40][..],
+        ),
+        ("gemma3-270m", RandomModelSpec::gemma3_270m(), &[30, 20][..]),
+    ] {
+        let spec = RandomModelSpec {
+            n_vocab: 512,
+            n_layer: 2,
+            n_ctx: 1024,
+            seed: 5,
+            ..spec
+        };
+        let p = common::scratch_dir().join(format!("random-preset-{name}.gguf"));
+        write_random_gguf(&spec, &p).expect("write random model");
+        let seqs = random_tokens(512, lens, 4);
+        let c = compare(&p, None, &seqs);
+        assert_f32_parity(&format!("random {name} shapes F32 (2 layers)"), &c);
+        let _ = std::fs::remove_file(&p);
+    }
+}
+
+#[test]
+fn random_qwen3_adapter_parity() {
+    let path = random_arch(Arch::Qwen3, "adapter", |s| s.head_dim = Some(48));
+    let model = GgufModel::open(&path).unwrap();
+    let lora = random_lora(&model, &LoraTarget::ALL, 6, 0.2);
+    let ad = common::scratch_dir().join("qwen3-test-lora.gguf");
+    export_gguf_lora(&lora, model.arch, &ad).unwrap();
+    let seqs = random_tokens(512, &[33, 50], 9);
+    let base = compare(&path, None, &seqs);
+    let c = compare(&path, Some((&lora, &ad)), &seqs);
+    eprintln!(
+        "random qwen3 without the adapter: mean |Δ| = {:.3e}",
+        base.mean
+    );
+    assert_f32_parity("random qwen3 F32 + LoRA (all targets)", &c);
+}
+
+/// Gemma 3 on random weights: √d embedding scale, q/k head norms, post-attention and post-MLP
+/// norms, GeGLU, a 16-token window on layers 0 and 1 (RoPE base 10⁴) and a global layer 2
+/// (base 10⁶); sequences longer than the window. llama.cpp computes GELU from a table of f16
+/// values: our f32 GELU is compared, and our emulation of the table.
+#[test]
+fn random_gemma3_f32_parity() {
+    let path = random_arch(Arch::Gemma3, "f32", |s| {
+        s.n_head_kv = 1;
+        s.head_dim = Some(64);
+        s.sliding_window = 16;
+        s.sliding_window_pattern = Some(3);
+    });
+    let model = GgufModel::open(&path).unwrap();
+    assert_eq!(
+        (0..3).map(|l| model.hp.window(l)).collect::<Vec<_>>(),
+        [16, 16, 0]
+    );
+    assert!(model.hp.rope_base_of(0) != model.hp.rope_base_of(2));
+    let seqs = random_tokens(512, &[40, 64, 17], 3);
+    let c = compare(&path, None, &seqs);
+    let emulated = compare_with(&path, None, &seqs, true);
+    assert_f32_parity("random gemma3 F32", &c);
+    assert_f32_parity(
+        "random gemma3 F32, llama.cpp's GELU table emulated",
+        &emulated,
+    );
+    // The window matters on these sequences: without it the log-probs move.
+    let mut nowin = model.clone();
+    nowin.hp.swa_window = 0;
+    let tf = Transformer::new(Arc::new(nowin), 2).unwrap();
+    let refs: Vec<SeqRef> = seqs.iter().map(|s| SeqRef::all(s)).collect();
+    let without = tf.logprobs(None, &refs).unwrap();
+    let with = Transformer::new(Arc::new(model.clone()), 2)
+        .unwrap()
+        .logprobs(None, &refs)
+        .unwrap();
+    let (shift, _) = diff_stats(&with, &without);
+    assert!(shift > 1e-2, "the window changes nothing: {shift}");
+}
+
+#[test]
+fn random_gemma3_adapter_parity() {
+    let path = random_arch(Arch::Gemma3, "adapter", |s| {
+        s.n_head_kv = 1;
+        s.head_dim = Some(64);
+        s.sliding_window = 16;
+        s.sliding_window_pattern = Some(3);
+    });
+    let model = GgufModel::open(&path).unwrap();
+    let lora = random_lora(&model, &LoraTarget::ALL, 8, 0.2);
+    let ad = common::scratch_dir().join("gemma3-test-lora.gguf");
+    export_gguf_lora(&lora, model.arch, &ad).unwrap();
+    let seqs = random_tokens(512, &[33, 50], 9);
+    let c = compare_with(&path, Some((&lora, &ad)), &seqs, true);
+    assert_f32_parity("random gemma3 F32 + LoRA (all targets)", &c);
+}
+
+/// Token sequences of real text for Gemma: the fixed texts, the recipe fixtures' worked
+/// solutions, and one sequence longer than Gemma-3-270M's 512-token window.
+fn gemma_seqs(tokenizer: &LlamaRef) -> Vec<Vec<u32>> {
+    let mut seqs: Vec<Vec<u32>> = TEXTS.iter().map(|t| tokenizer.tokenize(t)).collect();
+    let mut fixtures = Vec::new();
+    for f in ["recipe_sft.jsonl", "recipe_sft_val.jsonl"] {
+        let path = format!("{}/tests/fixtures/{f}", env!("CARGO_MANIFEST_DIR"));
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            fixtures.push(format!(
+                "{}\n{}",
+                v["problem"].as_str().unwrap(),
+                v["solution"].as_str().unwrap()
+            ));
+        }
+    }
+    seqs.extend(fixtures.iter().take(6).map(|t| tokenizer.tokenize(t)));
+    let mut long = tokenizer.tokenize(&fixtures.join("\n\n"));
+    long.truncate(700);
+    assert!(long.len() > 600, "long sequence too short: {}", long.len());
+    seqs.push(long);
+    seqs
+}
+
+/// Gemma-3-270M (real weights) dequantized to F32, against llama.cpp on the same file.
+#[test]
+fn gemma3_270m_f32_parity() {
+    let f = common::gemma3_f32();
+    let seqs = gemma_seqs(&LlamaRef::new(&f, None, 64));
+    let n: usize = seqs.iter().map(|s| s.len() - 1).sum();
+    let c = compare(&f, None, &seqs);
+    let emulated = compare_with(&f, None, &seqs, true);
+    assert_f32_parity(&format!("Gemma-3-270M F32 ({n} positions)"), &c);
+    assert_f32_parity("Gemma-3-270M F32, GELU table emulated", &emulated);
+    assert!(
+        c.argmax_agree >= 0.99,
+        "argmax agreement {}",
+        c.argmax_agree
+    );
+}
+
+/// Gemma-3-270M Q4_K_M (Q5_0, Q8_0, Q4_K and Q6_K weights): llama.cpp rounds the activations
+/// of every quantized product (Q8_0 / Q8_K blocks); we compute on the dequantized weights in
+/// f32. Our distance to llama.cpp is compared with llama.cpp's own flash-attention on/off
+/// disagreement on the same file.
+#[test]
+fn gemma3_270m_q4km_parity() {
+    let q = common::gemma3_q4km();
+    let f = common::gemma3_f32();
+    let seqs = gemma_seqs(&LlamaRef::new(&q, None, 64));
+    let max_len = seqs.iter().map(Vec::len).max().unwrap();
+    let ours_vs_q = compare(&q, None, &seqs);
+    let rounded_vs_q = compare_with(&q, None, &seqs, true);
+    let ours_vs_f32 = compare(&f, None, &seqs);
+    let mut rq = LlamaRef::new(&q, None, max_len);
+    let (fa_mean, fa_max, fa_agree) = self_agreement(&q, &seqs, &mut rq);
+    eprintln!(
+        "Gemma-3-270M Q4_K_M: ours vs llama.cpp: mean |Δ| = {:.3e}, max |Δ| = {:.3e}, argmax agreement {:.4}",
+        ours_vs_q.mean, ours_vs_q.max, ours_vs_q.argmax_agree
+    );
+    eprintln!(
+        "  ours with llama.cpp's activation rounding and GELU table: mean {:.3e}, max {:.3e}, argmax agreement {:.4}",
+        rounded_vs_q.mean, rounded_vs_q.max, rounded_vs_q.argmax_agree
+    );
+    eprintln!(
+        "  llama.cpp Q4_K_M, flash attention on vs off: mean {fa_mean:.3e}, max {fa_max:.3e}, argmax agreement {fa_agree:.4}"
+    );
+    eprintln!(
+        "  ours (Q4_K_M weights) vs llama.cpp on the dequantized F32 file: mean {:.3e}, max {:.3e}, argmax agreement {:.4}",
+        ours_vs_f32.mean, ours_vs_f32.max, ours_vs_f32.argmax_agree
+    );
+    assert!(ours_vs_f32.mean <= 1e-3 && ours_vs_f32.argmax_agree >= 0.99);
+    for (what, c) in [("ours", &ours_vs_q), ("ours rounded", &rounded_vs_q)] {
+        assert!(
+            c.argmax_agree >= fa_agree - 0.01,
+            "{what}: argmax agreement {} vs llama.cpp's self-agreement {fa_agree}",
+            c.argmax_agree
+        );
+    }
+    assert!(
+        rounded_vs_q.mean <= fa_mean * 1.5,
+        "ours rounded: mean {} vs llama.cpp's self-disagreement {fa_mean}",
+        rounded_vs_q.mean
+    );
 }

@@ -26,6 +26,19 @@ pub fn smollm2_q41() -> PathBuf {
     p
 }
 
+/// Path of the Gemma-3-270M Q4_K_M GGUF (`scripts/setup.sh gemma3`); panics (fails the test)
+/// when it is missing.
+pub fn gemma3_q4km() -> PathBuf {
+    let p = model_dir().join("gemma-3-270m-Q4_K_M.gguf");
+    assert!(
+        p.is_file(),
+        "test model missing: {} (run scripts/setup.sh gemma3, or set FMR_MODEL_DIR to the folder \
+         holding gemma-3-270m-Q4_K_M.gguf)",
+        p.display()
+    );
+    p
+}
+
 /// Scratch directory for generated test files (under the target dir).
 pub fn scratch_dir() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,12 +52,20 @@ static F32_LOCK: Mutex<()> = Mutex::new(());
 
 /// SmolLM2 dequantized to F32 (written once, cached in the scratch dir).
 pub fn smollm2_f32() -> PathBuf {
-    let src = smollm2_q41();
-    let dst = scratch_dir().join("SmolLM2-135M-Instruct.F32.gguf");
+    f32_copy(&smollm2_q41(), "SmolLM2-135M-Instruct.F32.gguf")
+}
+
+/// Gemma-3-270M dequantized to F32 (written once, cached in the scratch dir).
+pub fn gemma3_f32() -> PathBuf {
+    f32_copy(&gemma3_q4km(), "gemma-3-270m.F32.gguf")
+}
+
+fn f32_copy(src: &Path, name: &str) -> PathBuf {
+    let dst = scratch_dir().join(name);
     let _g = F32_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if !dst.is_file() {
         let tmp = dst.with_extension(format!("tmp{}", std::process::id()));
-        crate::train::weights::dequantize_gguf_to_f32(&src, &tmp).expect("dequantize to F32");
+        crate::train::weights::dequantize_gguf_to_f32(src, &tmp).expect("dequantize to F32");
         std::fs::rename(&tmp, &dst).expect("rename");
     }
     dst

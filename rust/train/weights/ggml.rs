@@ -23,18 +23,22 @@ impl GgmlType {
     pub const BF16: GgmlType = GgmlType(sys::GGML_TYPE_BF16);
     pub const Q4_0: GgmlType = GgmlType(sys::GGML_TYPE_Q4_0);
     pub const Q4_1: GgmlType = GgmlType(sys::GGML_TYPE_Q4_1);
+    pub const Q5_0: GgmlType = GgmlType(sys::GGML_TYPE_Q5_0);
+    pub const Q5_1: GgmlType = GgmlType(sys::GGML_TYPE_Q5_1);
     pub const Q8_0: GgmlType = GgmlType(sys::GGML_TYPE_Q8_0);
     pub const Q4_K: GgmlType = GgmlType(sys::GGML_TYPE_Q4_K);
     pub const Q5_K: GgmlType = GgmlType(sys::GGML_TYPE_Q5_K);
     pub const Q6_K: GgmlType = GgmlType(sys::GGML_TYPE_Q6_K);
 
     /// The types the trainer can dequantize (and the random-GGUF writer can produce).
-    pub const SUPPORTED: [GgmlType; 9] = [
+    pub const SUPPORTED: [GgmlType; 11] = [
         Self::F32,
         Self::F16,
         Self::BF16,
         Self::Q4_0,
         Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
         Self::Q8_0,
         Self::Q4_K,
         Self::Q5_K,

@@ -8,7 +8,7 @@ mod tensor;
 mod writer;
 
 pub use ggml::{GgmlType, GgufFile, GgufValue};
-pub use model::{Arch, GgufModel, HyperParams, LayerWeights};
+pub use model::{Arch, FfnAct, GgufModel, HyperParams, LayerWeights};
 pub use random::{write_random_gguf, RandomModelSpec};
 pub use tensor::QTensor;
 pub use writer::dequantize_gguf_to_f32;

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::ggml::{GgmlType, GgufFile, TensorInfo};
+use super::ggml::{GgmlType, GgufFile, GgufValue, TensorInfo};
 use super::tensor::QTensor;
 use crate::train::error::{Result, TrainError};
 
@@ -16,6 +16,22 @@ pub enum Arch {
     Llama,
     /// `qwen2` (Qwen2, DeepSeek-R1-Distill-Qwen): q/k/v biases, NeoX RoPE (half-split pairs).
     Qwen2,
+    /// `qwen3` (Qwen3): no biases, RMS norms over each query and key head before RoPE, NeoX
+    /// RoPE, head width from `attention.key_length` (Q may be wider than the residual).
+    Qwen3,
+    /// `gemma3` (Gemma 3): embeddings scaled by √d, q/k head norms, RMS norms after the
+    /// attention and the MLP too, GeGLU (tanh GELU), NeoX RoPE with a local base on
+    /// sliding-window layers (five of every six) and a global base on the others.
+    Gemma3,
+}
+
+/// The gated activation of the MLP: `act(gate) · up`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FfnAct {
+    /// `silu(g) · u` (llama, qwen).
+    Silu,
+    /// `gelu_tanh(g) · u` (gemma).
+    GeluTanh,
 }
 
 impl Arch {
@@ -24,6 +40,8 @@ impl Arch {
         match name {
             "llama" => Ok(Arch::Llama),
             "qwen2" => Ok(Arch::Qwen2),
+            "qwen3" => Ok(Arch::Qwen3),
+            "gemma3" => Ok(Arch::Gemma3),
             other => Err(TrainError::UnsupportedArchitecture(other.to_string())),
         }
     }
@@ -33,11 +51,36 @@ impl Arch {
         match self {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+            Arch::Gemma3 => "gemma3",
         }
     }
 
     /// Whether RoPE rotates (i, i + d/2) pairs (NeoX) rather than (2i, 2i+1) pairs (normal).
     pub fn rope_neox(self) -> bool {
+        !matches!(self, Arch::Llama)
+    }
+
+    /// Whether each query and key head is RMS-normalised (own weights) before RoPE.
+    pub fn qk_norm(self) -> bool {
+        matches!(self, Arch::Qwen3 | Arch::Gemma3)
+    }
+
+    /// Whether the attention and MLP outputs are RMS-normalised before the residual add.
+    pub fn post_norms(self) -> bool {
+        matches!(self, Arch::Gemma3)
+    }
+
+    /// The MLP's gated activation.
+    pub fn ffn_act(self) -> FfnAct {
+        match self {
+            Arch::Gemma3 => FfnAct::GeluTanh,
+            _ => FfnAct::Silu,
+        }
+    }
+
+    /// Whether the architecture may carry q/k/v biases.
+    pub fn has_qkv_bias(self) -> bool {
         matches!(self, Arch::Qwen2)
     }
 }
@@ -53,8 +96,27 @@ pub struct HyperParams {
     pub head_dim: usize,
     pub n_ff: usize,
     pub rms_eps: f32,
+    /// RoPE base of full-attention layers.
     pub rope_base: f32,
     pub n_ctx_train: usize,
+    /// Token embeddings are multiplied by this (√n_embd for gemma, else 1).
+    pub embd_scale: f32,
+    /// Attention scores are `q·k · attn_scale` (`1/√head_dim` unless the model says otherwise).
+    pub attn_scale: f32,
+    /// Sliding-window layers: a query at position p sees keys at positions `> p − swa_window`
+    /// (0 = no layer has a window).
+    pub swa_window: usize,
+    /// Per layer: whether it uses the sliding window (and [`HyperParams::rope_base_swa`]).
+    pub swa_layers: Vec<bool>,
+    /// RoPE base of sliding-window layers.
+    pub rope_base_swa: f32,
+    /// Per-head RMS norms of queries and keys before RoPE.
+    pub qk_norm: bool,
+    /// RMS norms of the attention and MLP outputs before the residual adds.
+    pub post_norms: bool,
+    pub ffn_act: FfnAct,
+    /// RoPE on (i, i + d/2) pairs.
+    pub rope_neox: bool,
 }
 
 impl HyperParams {
@@ -65,6 +127,26 @@ impl HyperParams {
     /// `n_head_kv * head_dim` (width of K and V).
     pub fn kv_dim(&self) -> usize {
         self.n_head_kv * self.head_dim
+    }
+    /// Whether layer `l` uses the sliding window.
+    pub fn is_swa(&self, l: usize) -> bool {
+        self.swa_window > 0 && self.swa_layers.get(l).copied().unwrap_or(false)
+    }
+    /// The attention window of layer `l` in tokens (0 = causal without a window).
+    pub fn window(&self, l: usize) -> usize {
+        if self.is_swa(l) {
+            self.swa_window
+        } else {
+            0
+        }
+    }
+    /// The RoPE base of layer `l`.
+    pub fn rope_base_of(&self, l: usize) -> f32 {
+        if self.is_swa(l) {
+            self.rope_base_swa
+        } else {
+            self.rope_base
+        }
     }
 }
 
@@ -80,6 +162,12 @@ pub struct LayerWeights {
     pub(crate) bk: Option<Vec<f32>>,
     pub(crate) bv: Option<Vec<f32>>,
     pub(crate) ffn_norm: Vec<f32>,
+    /// Per-head query / key norm weights (`[head_dim]`), when the architecture has them.
+    pub(crate) q_norm: Option<Vec<f32>>,
+    pub(crate) k_norm: Option<Vec<f32>>,
+    /// Norm weights of the attention and MLP outputs (`[n_embd]`), when it has them.
+    pub(crate) attn_post_norm: Option<Vec<f32>>,
+    pub(crate) ffn_post_norm: Option<Vec<f32>>,
     pub(crate) w_gate: QTensor,
     pub(crate) w_up: QTensor,
     pub(crate) w_down: QTensor,
@@ -159,6 +247,17 @@ impl Loader<'_> {
         QTensor::new(name.to_string(), info.ty, 1, n, data)
     }
 
+    /// Fails when the file has tensor `name` (one this architecture's graph would ignore).
+    fn reject(&self, name: &str) -> Result<()> {
+        if self.infos.contains_key(name) {
+            return Err(TrainError::corrupt(
+                self.path,
+                format!("unexpected tensor {name} for this architecture"),
+            ));
+        }
+        Ok(())
+    }
+
     fn opt_vector(&mut self, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
         if self.infos.contains_key(name) {
             self.vector(name, n).map(Some)
@@ -166,6 +265,42 @@ impl Loader<'_> {
             Ok(None)
         }
     }
+}
+
+/// Gemma 3's sliding-window layout as llama.cpp reads it: `attention.sliding_window` (0 or
+/// absent = no window), `attention.sliding_window_pattern` (default 6: layer l uses the window
+/// when `l % 6 < 5`) and `rope.freq_base_swa` (default 10000).
+fn swa_layout(
+    g: &GgufFile,
+    path: &Path,
+    a: &str,
+    n_layer: usize,
+) -> Result<(usize, Vec<bool>, f32)> {
+    let window = g
+        .get_int(&format!("{a}.attention.sliding_window"))?
+        .unwrap_or(0)
+        .max(0) as usize;
+    let base_swa = g
+        .get_float(&format!("{a}.rope.freq_base_swa"))?
+        .unwrap_or(10000.0) as f32;
+    if window == 0 {
+        return Ok((0, vec![false; n_layer], base_swa));
+    }
+    let key = format!("{a}.attention.sliding_window_pattern");
+    let pattern = match g.get(&key) {
+        None => 6,
+        Some(GgufValue::Int(v)) if v >= 0 => v as usize,
+        Some(_) => {
+            return Err(TrainError::corrupt(
+                path,
+                format!("{key}: only an integer pattern is supported"),
+            ))
+        }
+    };
+    let layers = (0..n_layer)
+        .map(|l| pattern == 0 || l % pattern < pattern - 1)
+        .collect();
+    Ok((window, layers, base_swa))
 }
 
 impl GgufModel {
@@ -198,16 +333,24 @@ impl GgufModel {
             Some(v) if v > 0 => v as usize,
             _ => n_head,
         };
-        if n_embd % n_head != 0 || n_head % n_head_kv != 0 {
+        let key_length = g
+            .get_int(&format!("{a}.attention.key_length"))?
+            .filter(|&v| v > 0);
+        if (key_length.is_none() && n_embd % n_head != 0) || n_head % n_head_kv != 0 {
             return Err(TrainError::corrupt(
                 path,
                 "head counts do not divide the embedding width",
             ));
         }
-        let head_dim = match g.get_int(&format!("{a}.attention.key_length"))? {
-            Some(v) if v > 0 => v as usize,
-            _ => n_embd / n_head,
-        };
+        let head_dim = key_length.map_or(n_embd / n_head, |v| v as usize);
+        if let Some(v) = g.get_int(&format!("{a}.attention.value_length"))? {
+            if v as usize != head_dim {
+                return Err(TrainError::corrupt(
+                    path,
+                    "value heads wider or narrower than key heads are not supported",
+                ));
+            }
+        }
         if head_dim % 2 != 0 {
             return Err(TrainError::corrupt(path, "odd head dimension"));
         }
@@ -237,6 +380,29 @@ impl GgufModel {
             .get_int(&format!("{a}.context_length"))?
             .unwrap_or(2048)
             .max(1) as usize;
+        if let Some(c) = g.get_float(&format!("{a}.final_logit_softcapping"))? {
+            if c != 0.0 {
+                return Err(TrainError::corrupt(
+                    path,
+                    "final logit soft-capping is not supported",
+                ));
+            }
+        }
+        let (swa_window, swa_layers, rope_base_swa) = if arch == Arch::Gemma3 {
+            swa_layout(&g, path, a, n_layer)?
+        } else {
+            (0, vec![false; n_layer], rope_base)
+        };
+        let attn_scale = match arch {
+            // Gemma 3 27B scales by 1/√(n_embd / n_head) (llama.cpp's f_attention_scale).
+            Arch::Gemma3 if n_layer == 62 => 1.0 / ((n_embd / n_head) as f32).sqrt(),
+            _ => 1.0 / (head_dim as f32).sqrt(),
+        };
+        let embd_scale = if arch == Arch::Gemma3 {
+            (n_embd as f32).sqrt()
+        } else {
+            1.0
+        };
         let name = g.get_str("general.name")?;
 
         let infos: HashMap<String, TensorInfo> = g
@@ -266,6 +432,15 @@ impl GgufModel {
             rms_eps,
             rope_base,
             n_ctx_train,
+            embd_scale,
+            attn_scale,
+            swa_window,
+            swa_layers,
+            rope_base_swa,
+            qk_norm: arch.qk_norm(),
+            post_norms: arch.post_norms(),
+            ffn_act: arch.ffn_act(),
+            rope_neox: arch.rope_neox(),
         };
         let tok_embd = ld.matrix("token_embd.weight", n_vocab, n_embd)?;
         let output_norm = ld.vector("output_norm.weight", n_embd)?;
@@ -278,16 +453,45 @@ impl GgufModel {
         let mut layers = Vec::with_capacity(n_layer);
         for l in 0..n_layer {
             let p = |s: &str| format!("blk.{l}.{s}");
+            let hd = hp.head_dim;
+            let bias = |ld: &mut Loader, s: &str, n: usize| -> Result<Option<Vec<f32>>> {
+                if arch.has_qkv_bias() {
+                    ld.opt_vector(&p(s), n)
+                } else {
+                    ld.reject(&p(s))?;
+                    Ok(None)
+                }
+            };
+            let (q_norm, k_norm) = if arch.qk_norm() {
+                (
+                    Some(ld.vector(&p("attn_q_norm.weight"), hd)?),
+                    Some(ld.vector(&p("attn_k_norm.weight"), hd)?),
+                )
+            } else {
+                (None, None)
+            };
+            let (attn_post_norm, ffn_post_norm) = if arch.post_norms() {
+                (
+                    Some(ld.vector(&p("post_attention_norm.weight"), n_embd)?),
+                    Some(ld.vector(&p("post_ffw_norm.weight"), n_embd)?),
+                )
+            } else {
+                (None, None)
+            };
             let lw = LayerWeights {
                 attn_norm: ld.vector(&p("attn_norm.weight"), n_embd)?,
                 wq: ld.matrix(&p("attn_q.weight"), qd, n_embd)?,
                 wk: ld.matrix(&p("attn_k.weight"), kvd, n_embd)?,
                 wv: ld.matrix(&p("attn_v.weight"), kvd, n_embd)?,
                 wo: ld.matrix(&p("attn_output.weight"), n_embd, qd)?,
-                bq: ld.opt_vector(&p("attn_q.bias"), qd)?,
-                bk: ld.opt_vector(&p("attn_k.bias"), kvd)?,
-                bv: ld.opt_vector(&p("attn_v.bias"), kvd)?,
+                bq: bias(&mut ld, "attn_q.bias", qd)?,
+                bk: bias(&mut ld, "attn_k.bias", kvd)?,
+                bv: bias(&mut ld, "attn_v.bias", kvd)?,
                 ffn_norm: ld.vector(&p("ffn_norm.weight"), n_embd)?,
+                q_norm,
+                k_norm,
+                attn_post_norm,
+                ffn_post_norm,
                 w_gate: ld.matrix(&p("ffn_gate.weight"), n_ff, n_embd)?,
                 w_up: ld.matrix(&p("ffn_up.weight"), n_ff, n_embd)?,
                 w_down: ld.matrix(&p("ffn_down.weight"), n_embd, n_ff)?,
@@ -336,6 +540,10 @@ impl GgufModel {
                 .map(|t| t.nbytes())
                 .sum::<usize>();
             n += (l.attn_norm.len() + l.ffn_norm.len()) * 4;
+            n += [&l.q_norm, &l.k_norm, &l.attn_post_norm, &l.ffn_post_norm]
+                .iter()
+                .map(|b| b.as_ref().map_or(0, |v| v.len() * 4))
+                .sum::<usize>();
             n += [&l.bq, &l.bk, &l.bv]
                 .iter()
                 .map(|b| b.as_ref().map_or(0, |v| v.len() * 4))

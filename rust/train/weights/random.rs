@@ -19,6 +19,14 @@ pub struct RandomModelSpec {
     pub n_head: usize,
     pub n_head_kv: usize,
     pub n_ff: usize,
+    /// Width of one attention head; `None` = `n_embd / n_head`. Written as
+    /// `attention.key_length` / `value_length` (Q is `n_head · head_dim` wide).
+    pub head_dim: Option<usize>,
+    /// Gemma 3 only: the sliding window (0 = none) of the layers the pattern picks.
+    pub sliding_window: usize,
+    /// Gemma 3 only: `attention.sliding_window_pattern` (layer l has the window when
+    /// `l % pattern < pattern − 1`); `None` leaves llama.cpp's default, 6.
+    pub sliding_window_pattern: Option<usize>,
     /// Separate `output.weight` when false; tied to the embeddings when true.
     pub tied_output: bool,
     /// Storage type of the 2-D weight matrices (norms and biases are always F32). Matrices whose
@@ -55,6 +63,9 @@ impl RandomModelSpec {
             n_head,
             n_head_kv,
             n_ff,
+            head_dim: None,
+            sliding_window: 0,
+            sliding_window_pattern: None,
             tied_output: false,
             weight_type: GgmlType::F32,
             init_std: None,
@@ -66,11 +77,27 @@ impl RandomModelSpec {
         }
     }
 
-    /// A tiny model for unit tests and gradient checks.
+    /// A tiny model for unit tests and gradient checks. Qwen3 and Gemma 3 get heads wider
+    /// than `n_embd / n_head` (Q wider than the residual); Gemma 3 gets a 6-token window on
+    /// layer 0 and a global layer 1 with another RoPE base.
     pub fn tiny(arch: Arch) -> Self {
-        RandomModelSpec {
+        let base = RandomModelSpec {
             n_ctx: 256,
             ..Self::base(arch, 96, 32, 2, 4, 2, 48)
+        };
+        match arch {
+            Arch::Qwen3 => RandomModelSpec {
+                head_dim: Some(12),
+                ..base
+            },
+            Arch::Gemma3 => RandomModelSpec {
+                head_dim: Some(16),
+                sliding_window: 6,
+                sliding_window_pattern: Some(2),
+                rope_base: 1_000_000.0,
+                ..base
+            },
+            _ => base,
         }
     }
 
@@ -98,6 +125,86 @@ impl RandomModelSpec {
         Self::base(Arch::Qwen2, 152_064, 5120, 48, 40, 8, 13824)
     }
 
+    /// Qwen3-0.6B shapes (tied output; Q wider than the residual: 16 heads of 128).
+    pub fn qwen3_0_6b() -> Self {
+        Self::qwen3(151_936, 1024, 28, 16, 8, 3072, true)
+    }
+
+    /// Qwen3-1.7B shapes (tied output).
+    pub fn qwen3_1_7b() -> Self {
+        Self::qwen3(151_936, 2048, 28, 16, 8, 6144, true)
+    }
+
+    /// Qwen3-8B shapes.
+    pub fn qwen3_8b() -> Self {
+        Self::qwen3(151_936, 4096, 36, 32, 8, 12288, false)
+    }
+
+    /// Qwen3-14B shapes.
+    pub fn qwen3_14b() -> Self {
+        Self::qwen3(151_936, 5120, 40, 40, 8, 17408, false)
+    }
+
+    fn qwen3(
+        n_vocab: usize,
+        n_embd: usize,
+        n_layer: usize,
+        n_head: usize,
+        n_head_kv: usize,
+        n_ff: usize,
+        tied_output: bool,
+    ) -> Self {
+        RandomModelSpec {
+            head_dim: Some(128),
+            tied_output,
+            rope_base: 1_000_000.0,
+            ..Self::base(
+                Arch::Qwen3,
+                n_vocab,
+                n_embd,
+                n_layer,
+                n_head,
+                n_head_kv,
+                n_ff,
+            )
+        }
+    }
+
+    /// Gemma-3-270M shapes (tied output, 4 heads of 256 over a 640-wide residual, one KV
+    /// head, a 512-token sliding window on five layers in six).
+    pub fn gemma3_270m() -> Self {
+        Self::gemma3(640, 18, 4, 1, 2048)
+    }
+
+    /// Gemma-3-1B shapes.
+    pub fn gemma3_1b() -> Self {
+        Self::gemma3(1152, 26, 4, 1, 6912)
+    }
+
+    fn gemma3(n_embd: usize, n_layer: usize, n_head: usize, n_head_kv: usize, n_ff: usize) -> Self {
+        RandomModelSpec {
+            head_dim: Some(256),
+            sliding_window: 512,
+            tied_output: true,
+            rope_base: 1_000_000.0,
+            n_ctx: 32_768,
+            ..Self::base(
+                Arch::Gemma3,
+                262_144,
+                n_embd,
+                n_layer,
+                n_head,
+                n_head_kv,
+                n_ff,
+            )
+        }
+    }
+
+    /// The head width.
+    pub fn head_width(&self) -> usize {
+        self.head_dim.unwrap_or(self.n_embd / self.n_head.max(1))
+    }
+
     fn validate(&self) -> Result<()> {
         let dims = [
             self.n_vocab,
@@ -112,12 +219,20 @@ impl RandomModelSpec {
                 "random model dimensions must be positive",
             ));
         }
-        if self.n_embd % self.n_head != 0
+        if (self.head_dim.is_none() && self.n_embd % self.n_head != 0)
             || self.n_head % self.n_head_kv != 0
-            || (self.n_embd / self.n_head) % 2 != 0
+            || self.head_width() % 2 != 0
         {
             return Err(TrainError::config(
-                "n_embd/n_head must be even and n_head a multiple of n_head_kv",
+                "the head width must be even (n_embd/n_head unless head_dim is set) and n_head a \
+                 multiple of n_head_kv",
+            ));
+        }
+        if (self.sliding_window > 0 || self.sliding_window_pattern.is_some())
+            && self.arch != Arch::Gemma3
+        {
+            return Err(TrainError::config(
+                "a sliding window is written for gemma3 only",
             ));
         }
         if !self.weight_type.is_supported() {
@@ -153,7 +268,8 @@ enum Init {
 pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
     spec.validate()?;
     let a = spec.arch.name();
-    let head_dim = spec.n_embd / spec.n_head;
+    let head_dim = spec.head_width();
+    let qd = spec.n_head * head_dim;
     let kvd = spec.n_head_kv * head_dim;
     let mut tensors: Vec<(String, GgmlType, Vec<usize>, Init)> = Vec::new();
     let wt = spec.weight_type;
@@ -171,30 +287,30 @@ pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
             vec![spec.n_embd],
             Init::Norm,
         ));
-        tensors.push((
-            p("attn_q.weight"),
-            wt,
-            vec![spec.n_embd, spec.n_embd],
-            Init::Matrix,
-        ));
+        tensors.push((p("attn_q.weight"), wt, vec![spec.n_embd, qd], Init::Matrix));
         tensors.push((p("attn_k.weight"), wt, vec![spec.n_embd, kvd], Init::Matrix));
         tensors.push((p("attn_v.weight"), wt, vec![spec.n_embd, kvd], Init::Matrix));
-        if spec.arch == Arch::Qwen2 {
-            tensors.push((
-                p("attn_q.bias"),
-                GgmlType::F32,
-                vec![spec.n_embd],
-                Init::Bias,
-            ));
+        if spec.arch.has_qkv_bias() {
+            tensors.push((p("attn_q.bias"), GgmlType::F32, vec![qd], Init::Bias));
             tensors.push((p("attn_k.bias"), GgmlType::F32, vec![kvd], Init::Bias));
             tensors.push((p("attn_v.bias"), GgmlType::F32, vec![kvd], Init::Bias));
+        }
+        if spec.arch.qk_norm() {
+            for n in ["attn_q_norm.weight", "attn_k_norm.weight"] {
+                tensors.push((p(n), GgmlType::F32, vec![head_dim], Init::Norm));
+            }
         }
         tensors.push((
             p("attn_output.weight"),
             wt,
-            vec![spec.n_embd, spec.n_embd],
+            vec![qd, spec.n_embd],
             Init::Matrix,
         ));
+        if spec.arch.post_norms() {
+            for n in ["post_attention_norm.weight", "post_ffw_norm.weight"] {
+                tensors.push((p(n), GgmlType::F32, vec![spec.n_embd], Init::Norm));
+            }
+        }
         tensors.push((
             p("ffn_norm.weight"),
             GgmlType::F32,
@@ -271,6 +387,19 @@ pub fn write_random_gguf(spec: &RandomModelSpec, path: &Path) -> Result<()> {
     )?;
     b.set_u32(&format!("{a}.vocab_size"), spec.n_vocab as u32)?;
     b.set_u32(&format!("{a}.rope.dimension_count"), head_dim as u32)?;
+    if spec.head_dim.is_some() {
+        b.set_u32(&format!("{a}.attention.key_length"), head_dim as u32)?;
+        b.set_u32(&format!("{a}.attention.value_length"), head_dim as u32)?;
+    }
+    if spec.sliding_window > 0 {
+        b.set_u32(
+            &format!("{a}.attention.sliding_window"),
+            spec.sliding_window as u32,
+        )?;
+        if let Some(p) = spec.sliding_window_pattern {
+            b.set_u32(&format!("{a}.attention.sliding_window_pattern"), p as u32)?;
+        }
+    }
     if spec.tokenizer_from.is_none() {
         b.set_str("tokenizer.ggml.model", "none")?;
     }

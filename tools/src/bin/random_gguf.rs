@@ -2,8 +2,9 @@
 //!
 //! Usage: `cargo run --release --bin random_gguf -- <preset> <type> <out.gguf> [seed]
 //! [--vocab N] [--layers N] [--tied] [--tokenizer-from MODEL.gguf]` with preset one of `tiny-llama`,
-//! `tiny-qwen2`, `small-llama`, `small-qwen2` (d = 256, shapes every quantized type can
-//! store), `qwen2-0.5b`, `qwen2-1.5b`, `qwen2-7b`, `qwen2-14b`, and type one of
+//! `tiny-qwen2`, `tiny-qwen3`, `tiny-gemma3`, `small-llama`, `small-qwen2` (d = 256, shapes
+//! every quantized type can store), `qwen2-0.5b`, `qwen2-1.5b`, `qwen2-7b`, `qwen2-14b`,
+//! `qwen3-0.6b`, `qwen3-1.7b`, `qwen3-8b`, `qwen3-14b`, `gemma3-270m`, `gemma3-1b`, and type one of
 //! `f32 f16 bf16 q4_0 q4_1 q8_0 q4_K q5_K q6_K`. `--tokenizer-from` copies a model's tokenizer
 //! (the vocabulary size becomes its token count), so llama.cpp can generate with the result.
 
@@ -62,6 +63,14 @@ fn run() -> Result<(), String> {
         "qwen2-1.5b" => RandomModelSpec::qwen2_1_5b(),
         "qwen2-7b" => RandomModelSpec::qwen2_7b(),
         "qwen2-14b" => RandomModelSpec::qwen2_14b(),
+        "tiny-qwen3" => RandomModelSpec::tiny(Arch::Qwen3),
+        "tiny-gemma3" => RandomModelSpec::tiny(Arch::Gemma3),
+        "qwen3-0.6b" => RandomModelSpec::qwen3_0_6b(),
+        "qwen3-1.7b" => RandomModelSpec::qwen3_1_7b(),
+        "qwen3-8b" => RandomModelSpec::qwen3_8b(),
+        "qwen3-14b" => RandomModelSpec::qwen3_14b(),
+        "gemma3-270m" => RandomModelSpec::gemma3_270m(),
+        "gemma3-1b" => RandomModelSpec::gemma3_1b(),
         other => return Err(format!("unknown preset {other}")),
     };
     let ty = GgmlType::from_name(&pos[1]).ok_or_else(|| format!("unsupported type {}", pos[1]))?;
