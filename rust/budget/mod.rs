@@ -162,11 +162,13 @@ impl BudgetModel {
             bytes(&self.head.scale),
         );
         let d = self.meta.dim;
-        let view = |b: &[u8]| TensorView::new(Dtype::F32, vec![d], b);
+        fn view(b: &[u8], d: usize) -> std::result::Result<TensorView<'_>, safetensors::SafeTensorError> {
+            TensorView::new(Dtype::F32, vec![d], b)
+        }
         let tensors = vec![
-            ("weight", view(&w).map_err(st_err)?),
-            ("feature_mean", view(&m).map_err(st_err)?),
-            ("feature_scale", view(&s).map_err(st_err)?),
+            ("weight", view(&w, d).map_err(st_err)?),
+            ("feature_mean", view(&m, d).map_err(st_err)?),
+            ("feature_scale", view(&s, d).map_err(st_err)?),
         ];
         let meta = HashMap::from([("format".to_string(), FORMAT.to_string())]);
         let st = safetensors::serialize(tensors, &Some(meta)).map_err(st_err)?;

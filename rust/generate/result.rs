@@ -113,7 +113,7 @@ pub struct SampleResult {
 }
 
 /// One answer and its votes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VoteEntry {
     /// The answer key.
     pub answer: String,

@@ -146,7 +146,7 @@ impl Sampler {
                         top_min = push_top(&mut self.top, k_top, l, i as Token);
                     }
                 }
-                self.finish_top(max, inv_t, log_z);
+                finish_top(&mut self.top, max, inv_t, log_z);
                 self.top[0].1
             } else {
                 argmax(logits)
@@ -173,7 +173,7 @@ impl Sampler {
                     top_min = push_top(&mut self.top, k_top, l, i as Token);
                 }
             }
-            self.finish_top(max, inv_t, log_z);
+            finish_top(&mut self.top, max, inv_t, log_z);
         } else {
             for (i, &l) in logits.iter().enumerate() {
                 if l >= raw_floor {
@@ -225,16 +225,13 @@ impl Sampler {
     }
 }
 
-impl Sampler {
-    /// Turns the kept (raw logit, token) pairs into (log-probability, token), most likely
-    /// first (ties: lower token id first, as the argmax).
-    fn finish_top(&mut self, max: f32, inv_t: f32, log_z: f32) {
-        for e in &mut self.top {
-            e.0 = (e.0 - max) * inv_t - log_z;
-        }
-        self.top
-            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+/// Turns the kept (raw logit, token) pairs into (log-probability, token), most likely first
+/// (ties: lower token id first, as the argmax).
+fn finish_top(top: &mut [(f32, Token)], max: f32, inv_t: f32, log_z: f32) {
+    for e in top.iter_mut() {
+        e.0 = (e.0 - max) * inv_t - log_z;
     }
+    top.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
 }
 
 /// Offers (logit `l`, token `t`) to `top`, which keeps at most `k` of the largest logits seen
