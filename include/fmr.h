@@ -104,6 +104,43 @@ typedef struct fmr_result fmr_result;
 typedef struct fmr_trainer fmr_trainer;
 
 /**
+ * Kind of a device (`fmr_device_info.kind`). Fixed values, never reused.
+ */
+typedef uint32_t fmr_device_kind;
+
+/**
+ * One device, written by `fmr_device_get` (set `struct_size` first). The strings are owned by
+ * the library and live until the process ends.
+ */
+typedef struct fmr_device_info {
+  /**
+   * Size of this struct in the caller's header.
+   */
+  uint32_t struct_size;
+  /**
+   * `FMR_DEVICE_*`.
+   */
+  fmr_device_kind kind;
+  /**
+   * Total and free memory in bytes, as the backend reports them now.
+   */
+  uint64_t memory_total;
+  uint64_t memory_free;
+  /**
+   * ggml's device name (`CPU`, `CUDA0`, …), NUL-terminated.
+   */
+  const char *name;
+  /**
+   * A description (the CPU's or GPU's product name), NUL-terminated.
+   */
+  const char *description;
+  /**
+   * The backend that provides it (`CPU`, `CUDA`, …), NUL-terminated.
+   */
+  const char *backend;
+} fmr_device_info;
+
+/**
  * Error codes (`fmr_error_code`). Fixed values, never reused.
  */
 typedef uint32_t fmr_error_code_t;
@@ -142,6 +179,10 @@ typedef struct fmr_generator_params {
    * (false, default: faster).
    */
   bool kv_unified;
+  /**
+   * Keep the KV cache on the GPU that holds the model (default true; no effect on the CPU).
+   */
+  bool offload_kqv;
 } fmr_generator_params;
 
 /**
@@ -245,6 +286,11 @@ typedef struct fmr_rollout_hooks {
 } fmr_rollout_hooks;
 
 /**
+ * How a model is split over GPUs (`fmr_model_params.split_mode`). Fixed values.
+ */
+typedef uint32_t fmr_split_mode;
+
+/**
  * Model loading parameters. Initialise with `fmr_model_params_init(&p, sizeof p)`.
  */
 typedef struct fmr_model_params {
@@ -253,9 +299,22 @@ typedef struct fmr_model_params {
    */
   uint32_t struct_size;
   /**
-   * Layers to offload to a GPU: 0 = none (CPU), -1 = all.
+   * Layers to offload to a GPU: 0 = none (CPU only), -1 = all.
    */
   int32_t n_gpu_layers;
+  /**
+   * The GPU that holds the model: an index among the GPUs of `fmr_device_get`'s list.
+   */
+  int32_t main_gpu;
+  /**
+   * `FMR_SPLIT_NONE` (everything on `main_gpu`), `FMR_SPLIT_LAYER`, `FMR_SPLIT_ROW`.
+   */
+  fmr_split_mode split_mode;
+  /**
+   * With no usable GPU (none loaded, a bad `main_gpu`, too little memory), load on the CPU
+   * instead of failing; `fmr_model_fallback` then says what was given up.
+   */
+  bool cpu_fallback;
   /**
    * Memory-map the file.
    */
@@ -575,6 +634,31 @@ typedef struct fmr_reward_scores {
 } fmr_reward_scores;
 
 /**
+ * The host CPU.
+ */
+#define FMR_DEVICE_CPU 1
+
+/**
+ * A discrete GPU.
+ */
+#define FMR_DEVICE_GPU 2
+
+/**
+ * An integrated GPU.
+ */
+#define FMR_DEVICE_INTEGRATED_GPU 3
+
+/**
+ * An accelerator that works beside the CPU.
+ */
+#define FMR_DEVICE_ACCELERATOR 4
+
+/**
+ * Any other device.
+ */
+#define FMR_DEVICE_OTHER 5
+
+/**
  * A parameter was out of range or NULL.
  */
 #define FMR_ERR_INVALID_ARGUMENT 1
@@ -657,6 +741,27 @@ typedef struct fmr_reward_scores {
  * calling back into the handle that runs it. Nothing was done.
  */
 #define FMR_ERR_BUSY 16
+
+/**
+ * Not enough device or host memory for a model or a context; the message names what was
+ * needed and what was free.
+ */
+#define FMR_ERR_OUT_OF_MEMORY 17
+
+/**
+ * Everything on `main_gpu`.
+ */
+#define FMR_SPLIT_NONE 0
+
+/**
+ * Whole layers spread over the GPUs.
+ */
+#define FMR_SPLIT_LAYER 1
+
+/**
+ * Rows of each matrix spread over the GPUs.
+ */
+#define FMR_SPLIT_ROW 2
 
 /**
  * End-of-generation token.
@@ -942,6 +1047,29 @@ FMR_API bool fmr_cancel_flag_is_set(const struct fmr_cancel_flag *flag);
 FMR_API void fmr_cancel_flag_free(struct fmr_cancel_flag *flag);
 
 /**
+ * Number of compute devices (the CPU and, when the CUDA backend module is loaded, each GPU).
+ * Loads the backends on first use. Thread-safe.
+ */
+FMR_API size_t fmr_device_count(void);
+
+/**
+ * Writes device `index` (below `fmr_device_count()`) to `*info`; memory figures are read now.
+ * Thread-safe.
+ *
+ * # Safety
+ * `info` is writable for its `struct_size`.
+ */
+FMR_API struct fmr_error *fmr_device_get(size_t index, struct fmr_device_info *info);
+
+/**
+ * The CPU backend in use: its variant's library file (`libggml-cpu-haswell.so`, or `built-in`)
+ * and, after a tab, the instruction-set features it was built for, comma-separated
+ * (`AVX,AVX2,FMA,…`). A NUL-terminated string owned by the library for the whole process.
+ * Thread-safe.
+ */
+FMR_API const char *fmr_cpu_variant(void);
+
+/**
  * The error's code (`FMR_ERR_*`); 0 for a NULL error.
  *
  * # Safety
@@ -1062,6 +1190,19 @@ struct fmr_error *fmr_model_load(const char *path,
                                  size_t path_len,
                                  const struct fmr_model_params *params,
                                  struct fmr_model **out);
+
+/**
+ * When the model was asked for GPU layers with `cpu_fallback` and went to the CPU: what it fell
+ * back from and why (UTF-8, NUL-terminated, owned by the model; `*len` excludes the NUL).
+ * `*text` is NULL and `*len` 0 when the model is where it was asked to be. Thread-safe.
+ *
+ * # Safety
+ * `model` is live; `text` and `len` are writable.
+ */
+FMR_API
+struct fmr_error *fmr_model_fallback(const struct fmr_model *model,
+                                     const char **text,
+                                     size_t *len);
 
 /**
  * Releases a model handle. NULL is a no-op. Generators made from it keep the model alive.
@@ -1386,9 +1527,12 @@ struct fmr_error *fmr_trainer_load_adapter(struct fmr_trainer *trainer,
 
 /**
  * Compares a predicted answer with a gold answer. With `is_completion` the prediction is a
- * whole model output and its answer is extracted first (last `\boxed{}` after `</think>`,
- * answer phrases, …). `options_json` (may be empty) holds verifier options: `rel_tol`, `aimo`,
- * `last_number_fallback`, `answer_phrases`, `prefer_after_think`, `percent_lenient`.
+ * whole model output and its answer is extracted first: the last `\boxed{}` (after
+ * `</think>` first), else an answer phrase, else the final math (`$…$`, `\[…\]`, …) or the
+ * last number in running text. `options_json` (may be empty) holds verifier options:
+ * `rel_tol`, `aimo`, `last_number_fallback`, `answer_phrases`, `final_math`,
+ * `prefer_after_think`, `percent_lenient`; `{"final_math": false, "last_number_fallback":
+ * false}` is the strict form (a box or an answer phrase only).
  * The verdict goes to the caller's `*out` (set `out->struct_size` first). If `detail` is not
  * NULL it receives an explanation to release with `fmr_string_free(*detail)`, and
  * `*detail_len`, when not NULL, its length. Pure and thread-safe; bounded time for any input.

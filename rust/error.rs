@@ -44,6 +44,9 @@ pub enum ErrorCode {
     /// The handle is in use by another call (one call at a time on a non-const handle; a
     /// callback may not call back into the handle that runs it).
     Busy = 16,
+    /// Not enough device or host memory for a model or a context; the message names what was
+    /// needed and what was free.
+    OutOfMemory = 17,
 }
 
 /// An error with a stable code and a message meant for people.

@@ -198,3 +198,13 @@ fn c_confidence_probes_and_token_scheduler() {
     assert!(dir.0.join("budget/head.safetensors").is_file());
     assert!(dir.0.join("budget/head.json").is_file());
 }
+
+/// The device list, the CPU variant and GPU placement errors through the C ABI.
+#[test]
+fn c_devices_and_gpu_errors() {
+    let dir = common::TempDir::new("c-devices");
+    let exe = dir.0.join("devices");
+    compile("cc", "c11", "tests/c/devices.c", &exe, &[]);
+    let out = run(Command::new(&exe).arg(common::smollm2_path()));
+    assert!(out.contains("0 failures"), "{out}");
+}

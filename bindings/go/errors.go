@@ -29,6 +29,7 @@ const (
 	ErrNonFinite       ErrorCode = 14 // NaN or infinite numbers in logits, loss or weights
 	ErrCallbackFailed  ErrorCode = 15 // a host callback (a reward written in Go) failed
 	ErrBusy            ErrorCode = 16 // the handle is in use by another call
+	ErrOutOfMemory     ErrorCode = 17 // not enough device or host memory for a model or context
 	// ErrClosed is the binding's own: the handle was closed.
 	ErrClosed ErrorCode = 1000
 )
@@ -50,6 +51,7 @@ var codeNames = map[ErrorCode]string{
 	ErrNonFinite:       "non-finite numbers",
 	ErrCallbackFailed:  "callback failed",
 	ErrBusy:            "handle busy",
+	ErrOutOfMemory:     "out of memory",
 	ErrClosed:          "handle closed",
 }
 

@@ -189,3 +189,84 @@ fn gold_parseability() {
         assert!(!gold_parseable(g), "{g:?}");
     }
 }
+
+#[test]
+fn free_form_is_the_default_and_strict_is_an_option() {
+    let free = VerifyOptions::default();
+    let strict = VerifyOptions::strict();
+    for (gold, text) in [
+        ("5", "so we get 5"),
+        ("x \\geq 5", "Therefore $x \\geq 5$ is the solution."),
+        ("12", "The total is $4 \\times 3 = 12$."),
+    ] {
+        assert!(verify_completion(gold, text, &free).equivalent, "{text}");
+        let v = verify_completion(gold, text, &strict);
+        assert_eq!(v.reason, VerdictReason::PredictionMissing, "{text}");
+    }
+    // a box or an answer phrase is read in both forms
+    for text in ["\\boxed{5}", "The answer is 5.", "#### 5"] {
+        assert!(verify_completion("5", text, &free).equivalent, "{text}");
+        assert!(verify_completion("5", text, &strict).equivalent, "{text}");
+    }
+    // the JSON spelling of the strict form
+    let json: VerifyOptions =
+        serde_json::from_str(r#"{"final_math": false, "last_number_fallback": false}"#).unwrap();
+    assert_eq!(json, strict);
+    assert_eq!(free.extract_options(), ExtractOptions::free_form());
+    // ExtractOptions::default() (voting) stays strict: no final math, no last number
+    let vote = ExtractOptions::default();
+    assert_eq!(extract_answer("She has 3 + 4 = 7 apples.", &vote), None);
+    assert_eq!(extract_answer("so $x = 7$", &vote), None);
+    assert_eq!(
+        extract_answer("so $x = 7$", &ExtractOptions::free_form()).as_deref(),
+        Some("x = 7")
+    );
+}
+
+#[test]
+fn free_form_extraction_order() {
+    let o = ExtractOptions::free_form();
+    let ex = |t: &str| extract_answer(t, &o);
+    // box beats phrase beats final math / last number
+    assert_eq!(
+        ex("The answer is 3. \\boxed{4} then $5$").as_deref(),
+        Some("4")
+    );
+    assert_eq!(ex("The answer is 3. Then $5$ and 6.").as_deref(), Some("3"));
+    // final math and last number: whichever ends later
+    assert_eq!(ex("We get $x = 2$, so 7 in all.").as_deref(), Some("7"));
+    assert_eq!(ex("We get 7, so $x = 2$.").as_deref(), Some("x = 2"));
+    // after </think> first, for every step
+    assert_eq!(
+        ex("<think>$x=1$ \\boxed{1}</think> so 2").as_deref(),
+        Some("1")
+    );
+    assert_eq!(ex("<think>so $x=1$</think> it is 2").as_deref(), Some("2"));
+    assert_eq!(ex("<think>so $x=1$</think> done").as_deref(), Some("x=1"));
+    // joined spans, aligned last line, currency, decimal comma
+    assert_eq!(ex("roots $1$, $2$ and $3$").as_deref(), Some("1, 2, 3"));
+    assert_eq!(
+        ex("$$\\begin{aligned} y &= 2+3 \\\\ &= 5 \\end{aligned}$$").as_deref(),
+        Some("5")
+    );
+    assert_eq!(ex("pay $5 and $7 later").as_deref(), Some("7"));
+    assert_eq!(ex("it is 3,5 m").as_deref(), Some("3.5"));
+    assert_eq!(ex("no numbers at all"), None);
+}
+
+#[test]
+fn long_completions_read_their_tail_first() {
+    let o = VerifyOptions::default();
+    let para = "We compute 3 + 4 = 7 and $x = 2$.\n\n";
+    let long = para.repeat(3000);
+    assert!(verify_completion("99", &(long.clone() + "So the total is $99$."), &o).equivalent);
+    assert!(verify_completion("99", &(long + "So the total is 99 apples."), &o).equivalent);
+    // nothing in the tail: the whole text is read
+    let quiet = "Words only, no figures.\n\n".repeat(4000);
+    assert!(verify_completion("5", &format!("We get $x = 5$.\n\n{quiet}"), &o).equivalent);
+    let v = verify_completion("7", &quiet, &o);
+    assert_eq!(v.reason, VerdictReason::PredictionMissing);
+    // a display block opened before the tail still pairs up: the tail starts at a blank line
+    let spans = format!("{}$$\ny = 3\n$$", "Some $a$ and $b$ text.\n\n".repeat(4000));
+    assert!(verify_completion("3", &spans, &o).equivalent);
+}

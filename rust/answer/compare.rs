@@ -68,6 +68,20 @@ pub fn close(x: f64, y: f64, tol: f64) -> bool {
 
 /// Compares gold `g` with prediction `p`.
 pub fn equal(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
+    // unions of touching or overlapping intervals compare in merged form
+    // (`(-inf,0) U [0,inf)` = `(-inf,inf)`)
+    let (gm, pm) = (merged_union(g), merged_union(p));
+    if gm.is_some() || pm.is_some() {
+        let (g2, p2) = (gm.as_ref().unwrap_or(g), pm.as_ref().unwrap_or(p));
+        if let Some(r) = equal_exact_shape(g2, p2, ctx) {
+            return Some(r);
+        }
+    }
+    equal_exact_shape(g, p, ctx)
+}
+
+/// [`equal`] without union merging.
+fn equal_exact_shape(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
     use Answer as A;
     match (g, p) {
         (A::Scalar(a), A::Scalar(b)) => scalar_eq(a, b, ctx),
@@ -123,6 +137,25 @@ pub fn equal(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
             },
         ) => ordered(i1, i2, ctx),
         (A::Set(a), A::Set(b) | A::List(b)) | (A::List(a), A::Set(b)) => set_eq(a, b, ctx),
+        // a parenthesized tuple predicted for a set compares as a set (`{1,2,3}` = `(3,2,1)`);
+        // a set predicted for a tuple (a point) loses its order and does not match
+        (
+            A::Set(a),
+            A::Tuple {
+                open: '(',
+                close: ')',
+                items: b,
+            },
+        ) => set_eq(a, b, ctx),
+        // so does a bracketed list that cannot be an interval (`[1, 2, 3]`)
+        (
+            A::Set(a),
+            A::Tuple {
+                open: '[',
+                close: ']',
+                items: b,
+            },
+        ) if b.len() != 2 => set_eq(a, b, ctx),
         (A::Set(a) | A::List(a) | A::Union(a), A::Set(b) | A::List(b) | A::Union(b)) => {
             unordered(a, b, ctx)
         }
@@ -134,6 +167,66 @@ pub fn equal(g: &Answer, p: &Answer, ctx: &Ctx) -> Option<VerdictReason> {
         }
         _ => None,
     }
+}
+
+/// A union of intervals with numeric ends, sorted and merged where they touch or overlap;
+/// `None` when the answer is not such a union or nothing merges. One interval left is returned
+/// as that interval.
+fn merged_union(a: &Answer) -> Option<Answer> {
+    let Answer::Union(items) = a else {
+        return None;
+    };
+    if items.len() > 64 {
+        return None;
+    }
+    let nan = |_: &str| f64::NAN;
+    let value = |x: &Answer| match x {
+        Answer::Scalar(e) => Some(float(e, &nan, PercentMode::Scale)).filter(|v| !v.is_nan()),
+        _ => None,
+    };
+    let mut ivs = Vec::with_capacity(items.len());
+    for it in items {
+        let Answer::Tuple { open, close, items } = it else {
+            return None;
+        };
+        if items.len() != 2 {
+            return None;
+        }
+        ivs.push((value(&items[0])?, value(&items[1])?, *open, *close, it));
+    }
+    ivs.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut merged: Vec<(f64, f64, char, char, &Answer, &Answer)> = Vec::new();
+    for (lo, hi, open, close, it) in ivs {
+        let Answer::Tuple { items: ends, .. } = it else {
+            return None;
+        };
+        match merged.last_mut() {
+            Some(m) if lo < m.1 || (lo == m.1 && (m.3 == ']' || open == '[')) => {
+                if hi > m.1 || (hi == m.1 && close == ']') {
+                    m.1 = hi;
+                    m.3 = close;
+                    m.5 = &ends[1];
+                }
+            }
+            _ => merged.push((lo, hi, open, close, &ends[0], &ends[1])),
+        }
+    }
+    if merged.len() == items.len() {
+        return None;
+    }
+    let tuples: Vec<Answer> = merged
+        .into_iter()
+        .map(|(_, _, open, close, lo, hi)| Answer::Tuple {
+            open,
+            close,
+            items: vec![lo.clone(), hi.clone()],
+        })
+        .collect();
+    Some(if tuples.len() == 1 {
+        tuples.into_iter().next()?
+    } else {
+        Answer::Union(tuples)
+    })
 }
 
 fn ordered(a: &[Answer], b: &[Answer], ctx: &Ctx) -> Option<VerdictReason> {
@@ -195,17 +288,42 @@ fn lone_var(e: &Expr) -> Option<&str> {
     }
 }
 
+/// True when every operator of a chain is `=` or `≈`.
+fn all_eq(ops: &[RelOp]) -> bool {
+    !ops.is_empty() && ops.iter().all(|o| matches!(o, RelOp::Eq | RelOp::Approx))
+}
+
+/// An equation (chain) against a scalar: `x = 5` and `5 = x` give their value; a chain
+/// `e0 = e1 = … = en` (`x = 5+5+1 = 11`, `3 + 4 = 7`) gives its last side.
 fn rel_vs_scalar(es: &[Expr], ops: &[RelOp], s: &Expr, ctx: &Ctx) -> Option<VerdictReason> {
-    if ops != [RelOp::Eq] || es.len() != 2 {
+    if !all_eq(ops) || es.len() < 2 {
         return None;
     }
-    if lone_var(&es[0]).is_some() && scalar_eq(&es[1], s, ctx).is_some() {
+    if es.len() == 2 && lone_var(&es[1]).is_some() && scalar_eq(&es[0], s, ctx).is_some() {
         return Some(VerdictReason::Equation);
     }
-    if lone_var(&es[1]).is_some() && scalar_eq(&es[0], s, ctx).is_some() {
+    let last = es.last()?;
+    if lone_var(last).is_none() && scalar_eq(last, s, ctx).is_some() {
         return Some(VerdictReason::Equation);
+    }
+    // `√2 ≈ 1.414`: the exact side before a rounded one counts too
+    if ops.contains(&RelOp::Approx) {
+        for e in &es[..es.len() - 1] {
+            if lone_var(e).is_none() && scalar_eq(e, s, ctx).is_some() {
+                return Some(VerdictReason::Equation);
+            }
+        }
     }
     None
+}
+
+/// A chain `e0 = … = en` as the equation `e0 = en` (`x = 2·2 = 4` → `x = 4`).
+fn collapse_eq_chain<'a>(es: &'a [Expr], ops: &[RelOp]) -> Vec<&'a Expr> {
+    if all_eq(ops) && es.len() > 2 {
+        vec![&es[0], &es[es.len() - 1]]
+    } else {
+        es.iter().collect()
+    }
 }
 
 fn rel_vs_rel(
@@ -215,25 +333,32 @@ fn rel_vs_rel(
     o2: &[RelOp],
     ctx: &Ctx,
 ) -> Option<VerdictReason> {
-    if o1 == [RelOp::Eq] && o2 == [RelOp::Eq] && e1.len() == 2 && e2.len() == 2 {
-        let same =
-            scalar_eq(&e1[0], &e2[0], ctx).is_some() && scalar_eq(&e1[1], &e2[1], ctx).is_some();
+    if all_eq(o1) && all_eq(o2) {
+        let c1 = collapse_eq_chain(e1, o1);
+        let c2 = collapse_eq_chain(e2, o2);
+        let same = scalar_eq(c1[0], c2[0], ctx).is_some() && scalar_eq(c1[1], c2[1], ctx).is_some();
         let swapped = !same
-            && scalar_eq(&e1[0], &e2[1], ctx).is_some()
-            && scalar_eq(&e1[1], &e2[0], ctx).is_some();
-        let both_defs = lone_var(&e1[0]).is_some()
-            && lone_var(&e2[0]).is_some()
-            && scalar_eq(&e1[1], &e2[1], ctx).is_some();
-        if same || swapped || both_defs || proportional(e1, e2, ctx) {
+            && scalar_eq(c1[0], c2[1], ctx).is_some()
+            && scalar_eq(c1[1], c2[0], ctx).is_some();
+        let both_defs = lone_var(c1[0]).is_some()
+            && lone_var(c2[0]).is_some()
+            && scalar_eq(c1[1], c2[1], ctx).is_some();
+        let pair = |c: &[&Expr]| [c[0].clone(), c[1].clone()];
+        if same || swapped || both_defs || proportional(&pair(&c1), &pair(&c2), ctx) {
             return Some(VerdictReason::Equation);
         }
         return None;
     }
-    if o1.contains(&RelOp::Eq)
-        || o2.contains(&RelOp::Eq)
-        || o1.contains(&RelOp::Ne)
-        || o2.contains(&RelOp::Ne)
-    {
+    let eqish = |o: &[RelOp]| o.iter().any(|x| matches!(x, RelOp::Eq | RelOp::Approx));
+    if eqish(o1) || eqish(o2) {
+        return None;
+    }
+    if let ([a, b], [p], [c, d], [q]) = (e1, o1, e2, o2) {
+        if same_relation(a, *p, b, c, *q, d, ctx) {
+            return Some(VerdictReason::Structural);
+        }
+    }
+    if o1.contains(&RelOp::Ne) || o2.contains(&RelOp::Ne) {
         return None;
     }
     let a = rel_to_interval(e1, o1)?;
@@ -241,12 +366,37 @@ fn rel_vs_rel(
     equal(&a, &b, ctx).map(|_| VerdictReason::Structural)
 }
 
+/// `a p b` and `c q d` state the same relation: written as `d1 op 0` (`>`/`>=` turned around so
+/// that `op` is `<`, `<=` or `!=`), the operators agree and `d1 = k·d2` for a constant `k`,
+/// positive unless the relation is `!=` (`x >= 5`, `5 <= x`, `-x <= -5`, `2x >= 10`).
+fn same_relation(a: &Expr, p: RelOp, b: &Expr, c: &Expr, q: RelOp, d: &Expr, ctx: &Ctx) -> bool {
+    fn canon(l: &Expr, op: RelOp, r: &Expr) -> Option<(Expr, RelOp)> {
+        let sub = |x: &Expr, y: &Expr| Expr::Sub(Box::new(x.clone()), Box::new(y.clone()));
+        Some(match op {
+            RelOp::Lt | RelOp::Le | RelOp::Ne => (sub(l, r), op),
+            RelOp::Gt => (sub(r, l), RelOp::Lt),
+            RelOp::Ge => (sub(r, l), RelOp::Le),
+            RelOp::Eq | RelOp::Approx => return None,
+        })
+    }
+    let (Some((d1, op1)), Some((d2, op2))) = (canon(a, p, b), canon(c, q, d)) else {
+        return false;
+    };
+    op1 == op2 && ratio_constant(&d1, &d2, op1 != RelOp::Ne, ctx)
+}
+
 /// `l1 - r1 = k (l2 - r2)` for a constant `k != 0` at every sample point.
 fn proportional(e1: &[Expr], e2: &[Expr], ctx: &Ctx) -> bool {
+    let sub = |e: &[Expr]| Expr::Sub(Box::new(e[0].clone()), Box::new(e[1].clone()));
+    ratio_constant(&sub(e1), &sub(e2), false, ctx)
+}
+
+/// `d1 = k·d2` for one constant `k != 0` (and `k > 0` when `positive`) at every valid sample
+/// point; needs variables and at least [`MIN_VALID_SAMPLES`] valid points.
+fn ratio_constant(d1: &Expr, d2: &Expr, positive: bool, ctx: &Ctx) -> bool {
     let mut vs = BTreeSet::new();
-    for e in e1.iter().chain(e2) {
-        vars(e, &mut vs);
-    }
+    vars(d1, &mut vs);
+    vars(d2, &mut vs);
     if vs.is_empty() || !ctx.spend() {
         return false;
     }
@@ -254,18 +404,21 @@ fn proportional(e1: &[Expr], e2: &[Expr], ctx: &Ctx) -> bool {
     let mut valid = 0;
     for k in 0..SAMPLES {
         let env = |n: &str| sample_value(n, k);
-        let d1 = float(&e1[0], &env, PercentMode::Scale) - float(&e1[1], &env, PercentMode::Scale);
-        let d2 = float(&e2[0], &env, PercentMode::Scale) - float(&e2[1], &env, PercentMode::Scale);
-        if !d1.is_finite() || !d2.is_finite() {
+        let x = float(d1, &env, PercentMode::Scale);
+        let y = float(d2, &env, PercentMode::Scale);
+        if !x.is_finite() || !y.is_finite() {
             continue;
         }
-        if d2.abs() < 1e-12 || d1.abs() < 1e-12 {
-            if d1.abs() < 1e-12 && d2.abs() < 1e-12 {
+        if y.abs() < 1e-12 || x.abs() < 1e-12 {
+            if x.abs() < 1e-12 && y.abs() < 1e-12 {
                 continue;
             }
             return false;
         }
-        let r = d1 / d2;
+        let r = x / y;
+        if positive && r <= 0.0 {
+            return false;
+        }
         match ratio {
             None => ratio = Some(r),
             Some(r0) if close(r0, r, ctx.rel_tol.max(1e-9)) => {}

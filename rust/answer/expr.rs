@@ -392,6 +392,22 @@ impl Parser {
         }
     }
 
+    /// A function's argument: a parenthesized group (`sin(x)^2` is `(sin x)^2`), or, written
+    /// without parentheses, the implicit product that follows up to the next function, bracket
+    /// or operator (`cos 2x` is `cos(2x)`, `sin x cos x` is `sin(x)·cos(x)`, `ln e^2` is
+    /// `ln(e^2)`).
+    fn function_argument(&mut self) -> Result<Expr, String> {
+        if self.peek() == Some(&Tok::Open) {
+            return self.postfix();
+        }
+        let mut arg = self.unary()?;
+        while matches!(self.peek(), Some(Tok::Num(_) | Tok::Var(_) | Tok::Const(_))) {
+            let rhs = self.power()?;
+            arg = Expr::Mul(Box::new(arg), Box::new(rhs));
+        }
+        Ok(arg)
+    }
+
     fn expect_close(&mut self) -> Result<(), String> {
         if self.peek() == Some(&Tok::Close) {
             self.pos += 1;
@@ -422,14 +438,41 @@ impl Parser {
                 self.pos += 1;
                 Ok(Expr::Call(Func::Abs, Box::new(e)))
             }
-            Tok::Func(f) => {
-                // `sin^2 x` style powers on the function name
+            Tok::Func(mut f) => {
+                // `sin^2 x` style powers on the function name; `sin^{-1} x` is arcsin
                 let mut fpow = None;
                 if let Some(Tok::Op('^')) = self.peek() {
-                    self.pos += 1;
-                    fpow = Some(self.postfix()?);
+                    let one = |t: Option<&Tok>| matches!(t, Some(Tok::Num(n)) if n == "1");
+                    let t = |k: usize| self.toks.get(self.pos + k);
+                    let inv_len = if t(1) == Some(&Tok::Open)
+                        && t(2) == Some(&Tok::Op('-'))
+                        && one(t(3))
+                        && t(4) == Some(&Tok::Close)
+                    {
+                        5
+                    } else if t(1) == Some(&Tok::Op('-')) && one(t(2)) {
+                        3
+                    } else {
+                        0
+                    };
+                    let inverse = match f {
+                        Func::Sin => Some(Func::Asin),
+                        Func::Cos => Some(Func::Acos),
+                        Func::Tan => Some(Func::Atan),
+                        _ => None,
+                    };
+                    match inverse {
+                        Some(g) if inv_len > 0 => {
+                            self.pos += inv_len;
+                            f = g;
+                        }
+                        _ => {
+                            self.pos += 1;
+                            fpow = Some(self.postfix()?);
+                        }
+                    }
                 }
-                let arg = self.power()?;
+                let arg = self.function_argument()?;
                 let call = Expr::Call(f, Box::new(arg));
                 Ok(match fpow {
                     Some(p) => Expr::Pow(Box::new(call), Box::new(p)),

@@ -71,8 +71,11 @@ fn key_of(a: &Answer, depth: usize) -> String {
     match a {
         Answer::Scalar(e) => scalar_key(e),
         Answer::Rel(es, ops) => {
-            if ops == &[RelOp::Eq] && es.len() == 2 && matches!(es[0], Expr::Var(_)) {
-                return scalar_key(&es[1]);
+            let eq_chain = ops.iter().all(|o| matches!(o, RelOp::Eq | RelOp::Approx));
+            if eq_chain && matches!(es[0], Expr::Var(_)) {
+                if let Some(last) = es.last() {
+                    return scalar_key(last);
+                }
             }
             let parts: Vec<String> = es.iter().map(scalar_key).collect();
             format!("rel{ops:?}:{}", parts.join("|"))

@@ -66,6 +66,14 @@ fn convert(c: &[char], depth: usize, out: &mut String) {
                 out.push_str(">=");
                 i += 1;
             }
+            '\u{2248}' => {
+                out.push_str(" \u{2248} ");
+                i += 1;
+            }
+            '\u{2208}' => {
+                out.push_str(" in ");
+                i += 1;
+            }
             '\u{2260}' => {
                 out.push_str("!=");
                 i += 1;
@@ -170,6 +178,11 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
     let j = name_end(c, i + 1);
     let name: String = c[i + 1..j].iter().collect();
     match name.as_str() {
+        "mathbb" if argument(c, j).0 == ['R'] => {
+            // the real line
+            out.push_str("(-inf,inf)");
+            argument(c, j).1
+        }
         "frac" | "dfrac" | "tfrac" | "cfrac" => {
             let (a, k) = argument(c, j);
             let (b, k) = argument(c, k);
@@ -210,8 +223,18 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
         "text" | "textbf" | "textit" | "textrm" | "texttt" | "textsf" | "mbox" | "mathrm"
         | "mathbf" | "mathit" | "mathsf" | "mathtt" | "boldsymbol" | "bm" | "emph" | "hbox"
         | "operatorname" | "mathbb" | "mathcal" | "mathscr" | "mathfrak" | "textnormal"
-        | "textup" | "boxed" | "fbox" | "framebox" | "underline" | "overline" => {
+        | "textup" | "boxed" | "fbox" | "framebox" | "underline" | "overline" | "rm" | "bf"
+        | "it" | "sf" | "tt" => {
             let (a, k) = argument(c, j);
+            let unit_like = name.starts_with("text")
+                || matches!(
+                    name.as_str(),
+                    "mbox" | "hbox" | "mathrm" | "operatorname" | "rm"
+                );
+            if unit_like && after_number(out) && is_unit_text(&a.iter().collect::<String>()) {
+                // `5\text{ cm}`, `12\mbox{ m}^2`: the unit goes, with its power
+                return skip_unit_power(c, k);
+            }
             let is_text = name.starts_with("text") || name == "mbox" || name == "hbox";
             if is_text {
                 out.push(' ');
@@ -223,6 +246,17 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
             k
         }
         "begin" => environment(c, j, depth, out),
+        "lim" | "limsup" | "liminf" => {
+            // `\lim_{x \to 0}`: the limit's subscript goes with it
+            let mut k = j;
+            while k < c.len() && c[k] == ' ' {
+                k += 1;
+            }
+            if k < c.len() && c[k] == '_' {
+                return argument(c, k + 1).1;
+            }
+            j
+        }
         "end" => argument(c, j).1,
         "left" | "right" | "bigl" | "bigr" | "Bigl" | "Bigr" | "biggl" | "biggr" | "Biggl"
         | "Biggr" | "big" | "Big" | "bigg" | "Bigg" | "middle" => {
@@ -272,6 +306,54 @@ fn command(c: &[char], i: usize, depth: usize, out: &mut String) -> usize {
             j
         }
     }
+}
+
+/// Unit symbols and words that may follow a number inside `\text{}`/`\mbox{}`.
+const UNIT_SYMBOLS: &[&str] = &[
+    "m", "s", "h", "g", "l", "L", "mL", "ml", "N", "J", "W", "V", "A", "Pa", "kPa", "Hz", "kWh",
+    "mi", "in", "ms", "kJ", "cal", "kcal", "mg", "t", "ha", "dm", "cc", "C", "F", "K",
+];
+
+/// True when `s` is only units: unit words joined by spaces, `/`, `*`, `·`, `^` and powers
+/// (`cm`, ` km/h`, `m/s^2`, `square feet`, `dollars`).
+fn is_unit_text(s: &str) -> bool {
+    let t = s.trim();
+    if t.is_empty() || t.len() > 40 {
+        return false;
+    }
+    let chars_ok = t.chars().all(|c| {
+        c.is_ascii_alphabetic() || " /*^{}0123456789.-\u{b7}\u{b2}\u{b3}\u{b0}".contains(c)
+    });
+    let mut words = 0;
+    let all_units = t.split(|c: char| !c.is_ascii_alphabetic()).all(|w| {
+        if w.is_empty() {
+            return true;
+        }
+        words += 1;
+        UNIT_SYMBOLS.contains(&w) || crate::answer::normalize::is_unit_word(&w.to_ascii_lowercase())
+    });
+    chars_ok && all_units && words > 0
+}
+
+/// The output so far ends with a number (a digit or a closing parenthesis).
+fn after_number(out: &str) -> bool {
+    out.trim_end()
+        .ends_with(|c: char| c.is_ascii_digit() || c == ')')
+}
+
+/// Skips a `^2`, `^{3}` after a dropped unit; returns the index after it.
+fn skip_unit_power(c: &[char], k: usize) -> usize {
+    let mut i = k;
+    while i < c.len() && c[i] == ' ' {
+        i += 1;
+    }
+    if i < c.len() && c[i] == '^' {
+        let (arg, after) = argument(c, i + 1);
+        if !arg.is_empty() && arg.iter().all(|ch| ch.is_ascii_digit()) {
+            return after;
+        }
+    }
+    k
 }
 
 fn emit_frac(out: &mut String, a: &str, b: &str) {
@@ -329,7 +411,7 @@ fn environment(c: &[char], j: usize, depth: usize, out: &mut String) -> usize {
         body_start = after_spec.min(body_end);
     }
     let body = &c[body_start..body_end];
-    let is_matrix = env.ends_with("matrix");
+    let is_matrix = env.ends_with("matrix") || env == "array";
     if is_matrix {
         let text: String = body.iter().collect();
         let rows: Vec<&str> = text
@@ -390,7 +472,8 @@ fn simple_command(name: &str) -> &str {
         "iff" | "Leftrightarrow" => " <=> ",
         "wedge" | "land" => " and ",
         "vee" | "lor" => " or ",
-        "approx" | "sim" | "simeq" | "equiv" | "cong" => "=",
+        "approx" | "sim" | "simeq" | "approxeq" | "thickapprox" => " \u{2248} ",
+        "equiv" | "cong" => "=",
         "prime" => "'",
         "alpha" => "\u{03b1}",
         "beta" => "\u{03b2}",

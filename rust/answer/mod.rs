@@ -4,12 +4,30 @@
 //! [`answer_key`]. Every call is bounded: inputs are capped at [`MAX_ANSWER_CHARS`] (answers)
 //! or scanned linearly (completions), parsing depth is capped, and comparisons draw on a fixed
 //! budget; no input makes them panic.
+//!
+//! [`verify_completion`] with [`VerifyOptions::default`] reads free-form outputs. Extraction
+//! order: the last `\boxed{}` → the last answer phrase (`the answer is …`, `Answer: …`,
+//! `Answer $9$`, `#### …`) → the final math (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`, spans joined as
+//! `$a$ and $b$`) or the last number in running text (`$18`, `3,5 €`, `1 250 000`, `.4`,
+//! `45%`), whichever ends later; each step looks after `</think>` first.
+//! [`VerifyOptions::strict`] stops after the answer phrase (the paper's format rule).
+//!
+//! Comparison, in brief: numbers exactly or within a relative tolerance; expressions by
+//! sampling; equations and equation chains by their last side (`x = 5+5+1 = 11` is `11`; `≈`
+//! also keeps its exact side); inequalities as the same relation up to reversal, negation of
+//! both sides or positive scaling (`x ≥ 5`, `5 ≤ x`, `-x ≤ -5`), and as intervals; matrices
+//! and vectors element by element; sets, `±` pairs, bare lists and unions unordered. Readings
+//! chosen where two are defensible: a bare list (`1, 2, 3`) compares as a set; a parenthesized
+//! tuple predicted for a set compares as a set, but a set predicted for a tuple does not match;
+//! a column vector equals the tuple of its entries; a gold written as a worked solution is
+//! reduced to its answer as a completion is.
 pub(crate) mod compare;
 pub(crate) mod eval;
 pub(crate) mod expr;
 pub(crate) mod extract;
 pub(crate) mod key;
 pub(crate) mod latex;
+pub(crate) mod locate;
 pub(crate) mod normalize;
 pub(crate) mod rational;
 pub(crate) mod structure;
@@ -33,8 +51,11 @@ use structure::{parse_answer, Answer};
 /// Longest answer (in chars) the verifier looks at; longer answers are rejected by [`verify`].
 pub const MAX_ANSWER_CHARS: usize = 2000;
 
-/// Reduces a gold answer given as a solution text to its answer: the last `\boxed{}` if any,
-/// else the text after `####` (GSM8K), else the text itself.
+/// Reduces a gold answer to the answer itself: the last `\boxed{}` if any, else the text after
+/// `####` (GSM8K), else the value of an answer phrase, else, for a gold written as a worked
+/// solution (a line break, four or more prose words, or math delimiters with any prose word
+/// around them), the answer extracted from it as from a completion (final math or last
+/// number), else the text itself (`\text{Monday and Wednesday}`, `no solution`).
 fn gold_answer(gold: &str) -> String {
     if let Some(b) = extract::last_boxed(gold) {
         return b;
@@ -42,7 +63,54 @@ fn gold_answer(gold: &str) -> String {
     if let Some(i) = gold.rfind("####") {
         return gold[i + 4..].trim().to_string();
     }
-    gold.trim().to_string()
+    let t = gold.trim();
+    if let Some(p) = extract::answer_phrase(t) {
+        if !p.trim().is_empty() {
+            return p;
+        }
+    }
+    let has_math = t.contains('$') || t.contains("\\(") || t.contains("\\[");
+    if t.contains('\n') || prose_words(t, 3) >= 4 || (has_math && prose_words(t, 2) >= 1) {
+        if let Some(a) = extract_answer(t, &ExtractOptions::free_form()) {
+            return a;
+        }
+    }
+    t.to_string()
+}
+
+/// Words of at least `min_len` letters that are not LaTeX command names, not inside
+/// `\text{}`-like groups, and not function names the expression parser knows.
+fn prose_words(s: &str, min_len: usize) -> usize {
+    let b = s.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let mut j = i + 1;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            let texty = matches!(&b[i + 1..j], b"text" | b"mbox" | b"textbf" | b"textnormal");
+            i = j.max(i + 2);
+            if texty && b.get(i) == Some(&b'{') {
+                i = i + normalize::matching_close(&s[i..]).unwrap_or(b.len() - i) + 1;
+            }
+            continue;
+        }
+        if b[i].is_ascii_alphabetic() {
+            let mut j = i;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            if j - i >= min_len && !expr::is_known_word(&s[i..j].to_ascii_lowercase()) {
+                n += 1;
+            }
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    n
 }
 
 /// `A`–`E` (optionally as `(C)`, `C)`, `\text{(C)}`) as an uppercase letter.
@@ -112,7 +180,11 @@ pub fn gold_parseable(gold: &str) -> bool {
 
 /// Decides whether `predicted` (an already-extracted answer) equals `gold`.
 ///
-/// `gold` may be a bare answer, a solution with a `\boxed{}`, or a GSM8K `#### N` text.
+/// `gold` may be a bare answer, a solution with a `\boxed{}`, a GSM8K `#### N` text, or a
+/// worked solution without either (its answer phrase, final math or last number is used);
+/// `predicted` is reduced the same way, so a sentence such as `The answer is $5$.` reads as `5`
+/// (use [`verify_completion`] for whole model outputs: it also prefers the text after
+/// `</think>` and honours the extraction options).
 /// Reasons: `PredictionMissing` for an empty prediction; `InputTooLong` past
 /// [`MAX_ANSWER_CHARS`]; `GoldUnparseable` when the gold is empty or malformed math (never
 /// counted as equivalent here; the reward layer decides what that means);
@@ -130,7 +202,9 @@ pub fn verify(gold: &str, predicted: &str, opts: &VerifyOptions) -> Verdict {
         return Verdict::new(false, R::InputTooLong, "gold answer longer than the cap");
     }
     let g = normalize::normalize_with(&g_raw, false);
-    let mut p = normalize::normalize_with(predicted, false);
+    // a prediction written as a sentence or a solution is reduced as a gold is
+    let p_raw = gold_answer(predicted);
+    let mut p = normalize::normalize_with(&p_raw, false);
     if opts.aimo {
         if let Some(k) =
             extract::extract_answer(&format!("\\boxed{{{predicted}}}"), &opts.extract_options())
@@ -196,8 +270,14 @@ fn decimal_comma(p: &str) -> Option<String> {
     (digits(a) && digits(b) && b.len() != 3).then(|| p.replacen(',', ".", 1))
 }
 
-/// Extracts the answer from `completion` (see [`extract_answer`]) and verifies it against
+/// Extracts the answer from `completion` with `opts.extract_options()` and verifies it against
 /// `gold`; `PredictionMissing` when nothing can be extracted.
+///
+/// Extraction order (see [`extract_answer`]): the last `\boxed{}` after `</think>`, an answer
+/// phrase there, the same two in the whole text, then — unless the options are
+/// [`VerifyOptions::strict`] — the final math (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`) or the last
+/// number in running text, whichever ends later (after `</think>` first, then the whole text).
+/// The gold is reduced the same way when it is a worked solution (see [`verify`]).
 pub fn verify_completion(gold: &str, completion: &str, opts: &VerifyOptions) -> Verdict {
     match extract_answer(completion, &opts.extract_options()) {
         Some(p) => verify(gold, &p, opts),

@@ -100,6 +100,11 @@ const UNITS: &[&str] = &[
     "about",
 ];
 
+/// True when `w` (lowercase) is one of the unit words stripped after a number.
+pub fn is_unit_word(w: &str) -> bool {
+    UNITS.contains(&w)
+}
+
 /// Normalizes an answer string to plain-math text: strips `$…$`, `\(…\)`, `\[…\]`, markdown
 /// bold, `\boxed`, LaTeX spacing/sizing, `\text{}` wrappers, units, degrees, `\$`, trailing
 /// periods, a leading `x =` (a single variable on the left of the only `=`), thousands
@@ -250,7 +255,8 @@ fn strip_leading_var_eq(s: &str) -> String {
     s.to_string()
 }
 
-/// `52_(8)` → `52_8`: a parenthesized alphanumeric subscript loses its parentheses.
+/// `52_(8)` → `52_8`: a parenthesized alphanumeric subscript loses its parentheses (except a
+/// logarithm's base of more than one character).
 fn tidy_subscripts(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -258,7 +264,12 @@ fn tidy_subscripts(s: &str) -> String {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
         match after.find(')') {
-            Some(j) if j > 0 && after[..j].chars().all(char::is_alphanumeric) => {
+            // a logarithm's base keeps its parentheses (`log_(10) 100` is not `log_1 0100`)
+            Some(j)
+                if j > 0
+                    && after[..j].chars().all(char::is_alphanumeric)
+                    && (j == 1 || !out.ends_with("log")) =>
+            {
                 out.push('_');
                 out.push_str(&after[..j]);
                 rest = &after[j + 1..];

@@ -24,6 +24,8 @@ pub enum RelOp {
     Ge,
     /// `!=`
     Ne,
+    /// `≈` (`\approx`): an equation whose right side may be rounded.
+    Approx,
 }
 
 /// A structured answer.
@@ -126,8 +128,10 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
         return Some(items.map_or_else(|| text_answer(s), Answer::Union));
     }
     // ± expands to a two-element list
-    if let Some((a, b)) = s.split_once('±') {
-        if !b.contains('±') {
+    let pm_parts = split_top(s, "±");
+    if pm_parts.len() == 2 {
+        let (a, b) = (pm_parts[0].as_str(), pm_parts[1].as_str());
+        {
             let a = a.trim();
             let a = if a.is_empty() {
                 "0".to_string()
@@ -142,11 +146,20 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
     // sets
     if s.starts_with('{') && matching_close(s) == Some(s.len() - 1) {
         let inner = &s[1..s.len() - 1];
+        // set-builder `{x | x >= 5}`, `{x : x > 0}`: the condition
+        for sep in ["|", ":"] {
+            let parts = split_top(inner, sep);
+            if parts.len() == 2 && crate::answer::normalize::is_simple_var(parts[0].trim()) {
+                if let Some(cond @ Answer::Rel(..)) = sub(&parts[1]) {
+                    return Some(cond);
+                }
+            }
+        }
         if inner.trim().is_empty() {
             return Some(Answer::Set(Vec::new()));
         }
         let items: Option<Vec<Answer>> = split_top(inner, ",").iter().map(|p| sub(p)).collect();
-        return Some(items.map_or_else(|| text_answer(s), Answer::Set));
+        return Some(items.map_or_else(|| text_answer(s), |v| Answer::Set(flatten_pm(v))));
     }
     // tuples and intervals
     let first = s.chars().next().unwrap_or(' ');
@@ -182,7 +195,20 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
     }
     if parts.len() > 1 {
         let items: Option<Vec<Answer>> = parts.iter().map(|p| sub(p)).collect();
-        return Some(items.map_or_else(|| text_answer(s), Answer::List));
+        return Some(items.map_or_else(|| text_answer(s), |v| Answer::List(flatten_pm(v))));
+    }
+    // `[M]`, `(M)` around one bracketed structure (a matrix inside `\left[ … \right]`)
+    if matches!(first, '(' | '[') && matching_close(s) == Some(s.len() - 1) {
+        let inner = s[1..s.len() - 1].trim();
+        if inner.starts_with(['(', '[']) && matching_close(inner) == Some(inner.len() - 1) {
+            if let Some(a @ Answer::Tuple { .. }) = sub(inner) {
+                return Some(a);
+            }
+        }
+    }
+    // `v = (6, -3)`: a name for a structured answer
+    if let Some(a) = named_structure(s, depth) {
+        return Some(a);
     }
     if has_prose_word(s) {
         return Some(text_answer(s));
@@ -197,8 +223,51 @@ fn parse_level(s: &str, depth: usize) -> Option<Answer> {
     }
 }
 
+/// Items of a set or list where `±` produced a two-element list are spliced in
+/// (`{±3}` = `{3, -3}`).
+fn flatten_pm(items: Vec<Answer>) -> Vec<Answer> {
+    if !items.iter().any(|a| matches!(a, Answer::List(_))) {
+        return items;
+    }
+    let mut out = Vec::with_capacity(items.len() + 1);
+    for a in items {
+        match a {
+            Answer::List(inner) => out.extend(inner),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `x = (1, 2)`, `v = ((6),(-3))`, `(x, y) = (2, -1)`: a variable (or a tuple of variables)
+/// naming a tuple, set or matrix.
+fn named_structure(s: &str, depth: usize) -> Option<Answer> {
+    use crate::answer::normalize::is_simple_var;
+    let (lhs, rhs) = s.split_once('=')?;
+    let (lhs, rhs) = (lhs.trim(), rhs.trim());
+    // `v = …`, or `(x, y) = …`: a tuple of variables naming a tuple
+    let names_ok = is_simple_var(lhs)
+        || (lhs.starts_with('(')
+            && matching_close(lhs) == Some(lhs.len() - 1)
+            && split_top(&lhs[1..lhs.len() - 1], ",")
+                .iter()
+                .all(|v| is_simple_var(v.trim())));
+    if rhs.contains(['=', '<', '>']) || !names_ok {
+        return None;
+    }
+    if !rhs.starts_with(['(', '[', '{']) || matching_close(rhs) != Some(rhs.len() - 1) {
+        return None;
+    }
+    match parse_level(rhs, depth + 1)? {
+        a @ (Answer::Tuple { .. } | Answer::Set(_)) => Some(a),
+        _ => None,
+    }
+}
+
+/// Splits `s` at its top-level relation signs. All sides must parse, except that an equation
+/// chain whose last side parses keeps that side as a scalar (`\sum_(k=1)^n k = 10` → `10`).
 fn parse_relation(s: &str) -> Option<Answer> {
-    let mut exprs = Vec::new();
+    let mut sides = Vec::new();
     let mut ops = Vec::new();
     let mut depth = 0i32;
     let mut start = 0;
@@ -216,6 +285,7 @@ fn parse_relation(s: &str) -> Option<Answer> {
                 "<=" => Some((RelOp::Le, 2)),
                 ">=" => Some((RelOp::Ge, 2)),
                 "!=" => Some((RelOp::Ne, 2)),
+                _ if b[i..].starts_with("\u{2248}".as_bytes()) => Some((RelOp::Approx, 3)),
                 _ => match b[i] {
                     b'=' => Some((RelOp::Eq, 1)),
                     b'<' => Some((RelOp::Lt, 1)),
@@ -224,7 +294,7 @@ fn parse_relation(s: &str) -> Option<Answer> {
                 },
             };
             if let Some((op, len)) = op {
-                exprs.push(expr::parse(&s[start..i]).ok()?);
+                sides.push(&s[start..i]);
                 ops.push(op);
                 i += len;
                 start = i;
@@ -236,8 +306,19 @@ fn parse_relation(s: &str) -> Option<Answer> {
     if ops.is_empty() {
         return None;
     }
-    exprs.push(expr::parse(&s[start..]).ok()?);
-    Some(Answer::Rel(exprs, ops))
+    sides.push(&s[start..]);
+    let parsed: Vec<Option<Expr>> = sides.iter().map(|x| expr::parse(x).ok()).collect();
+    if parsed.iter().all(Option::is_some) {
+        return Some(Answer::Rel(parsed.into_iter().flatten().collect(), ops));
+    }
+    let eq_chain = ops.iter().all(|o| matches!(o, RelOp::Eq | RelOp::Approx));
+    let left_nonempty = sides[..sides.len() - 1]
+        .iter()
+        .all(|x| !x.trim().is_empty());
+    match parsed.last() {
+        Some(Some(last)) if eq_chain && left_nonempty => Some(Answer::Scalar(last.clone())),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub struct ContextParams {
     /// prompt is copied into each stream; attention is cheaper). Off by default: faster for
     /// groups of samples.
     pub kv_unified: bool,
+    /// Keep the KV cache (and attention) on the GPU that holds the model's layers; off = in
+    /// host memory. No effect for a model on the CPU.
+    pub offload_kqv: bool,
 }
 
 impl Default for ContextParams {
@@ -45,6 +48,7 @@ impl Default for ContextParams {
             flash_attn: -1,
             kv_cache_f32: false,
             kv_unified: false,
+            offload_kqv: true,
         }
     }
 }
@@ -143,8 +147,24 @@ unsafe extern "C" fn abort_requested(data: *mut c_void) -> bool {
 
 impl Context {
     /// Creates a context.
+    ///
+    /// Errors: invalid parameters; [`ErrorCode::OutOfMemory`] when the KV cache would not fit
+    /// the memory free where it lives (the message names both); llama.cpp failing to create it.
     pub fn new(model: Arc<Model>, params: &ContextParams) -> Result<Context> {
         params.validate()?;
+        let cells = if params.n_ctx > 0 {
+            params.n_ctx as f64
+        } else {
+            model.n_ctx_train() as f64
+        };
+        let kv_bytes = cells * model.kv_bytes_per_token(if params.kv_cache_f32 { 4 } else { 2 });
+        if let Some(dev) = model.kv_device(params.offload_kqv) {
+            super::placement::check_kv_fits(
+                kv_bytes,
+                &dev,
+                &format!("the KV cache of {} cells", cells as u64),
+            )?;
+        }
         let threads = params.threads();
         let abort_flag = Box::new(AtomicPtr::new(std::ptr::null_mut()));
         // SAFETY: default params are plain data; the model pointer is valid; the abort data
@@ -158,6 +178,7 @@ impl Context {
             cp.n_threads = threads;
             cp.n_threads_batch = threads;
             cp.kv_unified = params.kv_unified;
+            cp.offload_kqv = params.offload_kqv;
             cp.no_perf = true;
             cp.flash_attn_type = match params.flash_attn {
                 1 => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,

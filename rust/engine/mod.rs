@@ -8,12 +8,16 @@
 mod backend;
 mod batch;
 mod context;
+mod devices;
 mod lora;
 mod model;
+mod placement;
 mod preflight;
 
 pub use backend::{init_backend, system_info};
 pub use batch::Batch;
 pub use context::{Context, ContextParams};
+pub use devices::{cpu_variant, devices, gpus, CpuVariant, DeviceInfo, DeviceKind};
 pub use lora::LoraAdapter;
 pub use model::{ChatMessage, Model, ModelParams, Token};
+pub use placement::SplitMode;

@@ -1,6 +1,7 @@
 //! A loaded GGUF model: weights, vocabulary, tokenizer and chat template.
 
 use super::backend::init_backend;
+use super::placement::{place_model, SplitMode};
 use crate::error::{Error, ErrorCode, Result};
 use llama_cpp_sys_2 as sys;
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,16 @@ pub type Token = i32;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelParams {
-    /// Layers to offload to a GPU: 0 = CPU only, -1 = all. Ignored without a GPU backend.
+    /// Layers to offload to a GPU: 0 = CPU only (no GPU is touched), -1 = all, N = the last N.
     pub n_gpu_layers: i32,
+    /// The GPU that holds the model (split mode `none`) or its small tensors: an index into
+    /// [`super::gpus`].
+    pub main_gpu: i32,
+    /// How the model is spread over several GPUs.
+    pub split_mode: SplitMode,
+    /// When GPU layers are asked for but no GPU can take them (none loaded, bad index, too
+    /// little memory), load on the CPU instead of failing; [`Model::fallback`] says why.
+    pub cpu_fallback: bool,
     /// Map the file instead of reading it (faster start, shared pages).
     pub use_mmap: bool,
 }
@@ -26,6 +35,9 @@ impl Default for ModelParams {
     fn default() -> Self {
         Self {
             n_gpu_layers: 0,
+            main_gpu: 0,
+            split_mode: SplitMode::None,
+            cpu_fallback: false,
             use_mmap: true,
         }
     }
@@ -58,6 +70,10 @@ impl ChatMessage {
 pub struct Model {
     ptr: NonNull<sys::llama_model>,
     path: PathBuf,
+    /// Layers on a GPU (0 = CPU only) and which GPU.
+    gpu_layers: i32,
+    main_gpu: i32,
+    fallback: Option<String>,
 }
 
 // SAFETY: a llama_model is read-only after loading; llama.cpp allows several contexts on one model
@@ -116,11 +132,32 @@ impl Model {
         init_backend();
         check_gguf_file(path)?;
         let c_path = path_to_cstring(path)?;
-        super::preflight::check_model_file(path, &c_path)?;
-        // SAFETY: default params are plain data; the path pointer outlives the call.
+        let summary = super::preflight::check_model_file(path, &c_path)?;
+        let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let placement = place_model(
+            params.n_gpu_layers,
+            params.main_gpu,
+            params.split_mode,
+            params.cpu_fallback,
+            file_bytes,
+            summary.layers,
+        )?;
+        // A CPU-only model lists no device at all, so that llama.cpp offloads nothing.
+        let mut no_devices: [sys::ggml_backend_dev_t; 1] = [std::ptr::null_mut()];
+        // SAFETY: default params are plain data; the path pointer and the device list outlive
+        // the call.
         let ptr = unsafe {
             let mut mp = sys::llama_model_default_params();
-            mp.n_gpu_layers = params.n_gpu_layers;
+            mp.n_gpu_layers = placement.n_gpu_layers;
+            mp.main_gpu = params.main_gpu.max(0);
+            mp.split_mode = match params.split_mode {
+                SplitMode::None => sys::LLAMA_SPLIT_MODE_NONE,
+                SplitMode::Layer => sys::LLAMA_SPLIT_MODE_LAYER,
+                SplitMode::Row => sys::LLAMA_SPLIT_MODE_ROW,
+            };
+            if placement.n_gpu_layers == 0 {
+                mp.devices = no_devices.as_mut_ptr();
+            }
             mp.load_mode = if params.use_mmap {
                 sys::LLAMA_LOAD_MODE_MMAP
             } else {
@@ -140,12 +177,54 @@ impl Model {
         Ok(Model {
             ptr,
             path: path.to_path_buf(),
+            gpu_layers: placement.n_gpu_layers,
+            main_gpu: params.main_gpu,
+            fallback: placement.fallback,
         })
+    }
+
+    /// Bytes of KV cache per token and layer-stack: K and V of every layer, at `bytes_per_value`
+    /// (2 for f16). An estimate: sliding-window layers are counted in full.
+    pub(crate) fn kv_bytes_per_token(&self, bytes_per_value: usize) -> f64 {
+        // SAFETY: pure queries on a loaded model.
+        let (embd, head, head_kv) = unsafe {
+            (
+                sys::llama_model_n_embd(self.ptr.as_ptr()).max(0) as f64,
+                sys::llama_model_n_head(self.ptr.as_ptr()).max(1) as f64,
+                sys::llama_model_n_head_kv(self.ptr.as_ptr()).max(0) as f64,
+            )
+        };
+        let kv_dim = embd / head * head_kv;
+        2.0 * kv_dim * self.n_layer() as f64 * bytes_per_value as f64
     }
 
     /// The file this model was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Layers offloaded to a GPU (0 = the model runs on the CPU, -1 = all).
+    pub fn gpu_layers(&self) -> i32 {
+        self.gpu_layers
+    }
+
+    /// When GPU layers were asked for with `cpu_fallback` and the model went to the CPU: what
+    /// it fell back from and why. `None` otherwise.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// The device that holds the KV cache of a context that offloads it (`offload_kqv`): the
+    /// main GPU when layers are on a GPU, else the CPU.
+    pub(crate) fn kv_device(&self, offload_kqv: bool) -> Option<super::DeviceInfo> {
+        let on_gpu = self.gpu_layers != 0 && offload_kqv;
+        let all = super::devices();
+        if on_gpu {
+            if let Some(g) = super::gpus().into_iter().nth(self.main_gpu.max(0) as usize) {
+                return Some(g);
+            }
+        }
+        all.into_iter().find(|d| d.kind == super::DeviceKind::Cpu)
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::llama_model {

@@ -100,8 +100,14 @@ impl Header {
     }
 }
 
+/// What the pre-load check learned of a model.
+pub(super) struct Summary {
+    /// Transformer blocks (`{arch}.block_count`).
+    pub layers: u32,
+}
+
 /// Checks `path` (already known to exist) before llama.cpp loads it; see the module docs.
-pub(super) fn check_model_file(path: &Path, c_path: &CString) -> Result<()> {
+pub(super) fn check_model_file(path: &Path, c_path: &CString) -> Result<Summary> {
     let bad = |why: String| {
         Error::new(
             ErrorCode::ModelLoad,
@@ -174,5 +180,7 @@ pub(super) fn check_model_file(path: &Path, c_path: &CString) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(Summary {
+        layers: layers as u32,
+    })
 }

@@ -41,6 +41,9 @@ pub const FMR_ERR_CALLBACK_FAILED: fmr_error_code_t = 15;
 /// The handle is in use by another call: two calls at once on a non-const handle, or a callback
 /// calling back into the handle that runs it. Nothing was done.
 pub const FMR_ERR_BUSY: fmr_error_code_t = 16;
+/// Not enough device or host memory for a model or a context; the message names what was
+/// needed and what was free.
+pub const FMR_ERR_OUT_OF_MEMORY: fmr_error_code_t = 17;
 
 /// An error: a code and a NUL-terminated UTF-8 message. Owned by the caller, released with
 /// `fmr_error_free`. Immutable: may be read from several threads.
@@ -126,6 +129,7 @@ mod tests {
             (FMR_ERR_NON_FINITE, ErrorCode::NonFinite),
             (FMR_ERR_CALLBACK_FAILED, ErrorCode::CallbackFailed),
             (FMR_ERR_BUSY, ErrorCode::Busy),
+            (FMR_ERR_OUT_OF_MEMORY, ErrorCode::OutOfMemory),
         ];
         for (c, code) in pairs {
             assert_eq!(c, code as u32);

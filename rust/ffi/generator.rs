@@ -38,6 +38,8 @@ pub struct fmr_generator_params {
     /// One KV buffer for all samples (true) or a stream of n_ctx / n_seq_max cells per sample
     /// (false, default: faster).
     pub kv_unified: bool,
+    /// Keep the KV cache on the GPU that holds the model (default true; no effect on the CPU).
+    pub offload_kqv: bool,
 }
 
 // SAFETY: repr(C), struct_size first, plain data.
@@ -71,6 +73,7 @@ fn default_generator_params() -> fmr_generator_params {
         n_threads: d.n_threads,
         flash_attn: d.flash_attn,
         kv_unified: d.kv_unified,
+        offload_kqv: d.offload_kqv,
     }
 }
 
@@ -194,6 +197,7 @@ pub unsafe extern "C" fn fmr_generator_new(
                 n_threads: p.n_threads,
                 flash_attn: p.flash_attn,
                 kv_unified: p.kv_unified,
+                offload_kqv: p.offload_kqv,
                 ..ContextParams::default()
             };
         }

@@ -12,6 +12,7 @@
 pub mod boundary;
 pub mod budget;
 pub mod cancel;
+pub mod device;
 pub mod error;
 pub mod generator;
 mod growable;

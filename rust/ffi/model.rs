@@ -4,7 +4,7 @@ use super::boundary::{guard, guard_value, non_null};
 use super::error::fmr_error;
 use super::growable::{init_in, read_in, Growable};
 use super::strings::borrow_str;
-use crate::engine::{Model, ModelParams};
+use crate::engine::{Model, ModelParams, SplitMode};
 use crate::error::Error;
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use std::sync::Arc;
 /// `fmr_model_free` may be called while generators made from it still run.
 pub struct fmr_model {
     pub(crate) model: Arc<Model>,
+    /// `Model::fallback` as a C string.
+    fallback: Option<std::ffi::CString>,
 }
 
 /// Model loading parameters. Initialise with `fmr_model_params_init(&p, sizeof p)`.
@@ -22,11 +24,27 @@ pub struct fmr_model {
 pub struct fmr_model_params {
     /// Size of this struct in the caller's header (`fmr_model_params_init` sets it).
     pub struct_size: u32,
-    /// Layers to offload to a GPU: 0 = none (CPU), -1 = all.
+    /// Layers to offload to a GPU: 0 = none (CPU only), -1 = all.
     pub n_gpu_layers: i32,
+    /// The GPU that holds the model: an index among the GPUs of `fmr_device_get`'s list.
+    pub main_gpu: i32,
+    /// `FMR_SPLIT_NONE` (everything on `main_gpu`), `FMR_SPLIT_LAYER`, `FMR_SPLIT_ROW`.
+    pub split_mode: fmr_split_mode,
+    /// With no usable GPU (none loaded, a bad `main_gpu`, too little memory), load on the CPU
+    /// instead of failing; `fmr_model_fallback` then says what was given up.
+    pub cpu_fallback: bool,
     /// Memory-map the file.
     pub use_mmap: bool,
 }
+
+/// How a model is split over GPUs (`fmr_model_params.split_mode`). Fixed values.
+pub type fmr_split_mode = u32;
+/// Everything on `main_gpu`.
+pub const FMR_SPLIT_NONE: fmr_split_mode = 0;
+/// Whole layers spread over the GPUs.
+pub const FMR_SPLIT_LAYER: fmr_split_mode = 1;
+/// Rows of each matrix spread over the GPUs.
+pub const FMR_SPLIT_ROW: fmr_split_mode = 2;
 
 // SAFETY: repr(C), struct_size first, plain data.
 unsafe impl Growable for fmr_model_params {
@@ -40,6 +58,9 @@ fn default_model_params() -> fmr_model_params {
     fmr_model_params {
         struct_size: std::mem::size_of::<fmr_model_params>() as u32,
         n_gpu_layers: d.n_gpu_layers,
+        main_gpu: d.main_gpu,
+        split_mode: d.split_mode as u32,
+        cpu_fallback: d.cpu_fallback,
         use_mmap: d.use_mmap,
     }
 }
@@ -85,14 +106,61 @@ pub unsafe extern "C" fn fmr_model_load(
             // SAFETY: valid for its struct_size per the contract.
             let p = unsafe { read_in(params, default_model_params()) }?;
             mp.n_gpu_layers = p.n_gpu_layers;
+            mp.main_gpu = p.main_gpu;
+            mp.split_mode = match p.split_mode {
+                FMR_SPLIT_NONE => SplitMode::None,
+                FMR_SPLIT_LAYER => SplitMode::Layer,
+                FMR_SPLIT_ROW => SplitMode::Row,
+                other => {
+                    return Err(Error::invalid(format!(
+                        "split_mode {other} is not FMR_SPLIT_*"
+                    )))
+                }
+            };
+            mp.cpu_fallback = p.cpu_fallback;
             mp.use_mmap = p.use_mmap;
         }
         let model = Model::load(path, &mp)?;
+        let fallback = model
+            .fallback()
+            .map(|f| std::ffi::CString::new(f.replace('\0', "")).unwrap_or_default());
         let handle = Box::into_raw(Box::new(fmr_model {
             model: Arc::new(model),
+            fallback,
         }));
         // SAFETY: out is writable per the contract.
         unsafe { *out = handle };
+        Ok(())
+    })
+}
+
+/// When the model was asked for GPU layers with `cpu_fallback` and went to the CPU: what it fell
+/// back from and why (UTF-8, NUL-terminated, owned by the model; `*len` excludes the NUL).
+/// `*text` is NULL and `*len` 0 when the model is where it was asked to be. Thread-safe.
+///
+/// # Safety
+/// `model` is live; `text` and `len` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn fmr_model_fallback(
+    model: *const fmr_model,
+    text: *mut *const c_char,
+    len: *mut usize,
+) -> *mut fmr_error {
+    guard(|| {
+        non_null(model, "model")?;
+        non_null(text, "text")?;
+        non_null(len, "len")?;
+        // SAFETY: live per the contract.
+        let m = unsafe { &*model };
+        let (p, n) = match &m.fallback {
+            Some(c) => (c.as_ptr(), c.as_bytes().len()),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: writable per the contract.
+        unsafe {
+            *text = p;
+            *len = n;
+        }
         Ok(())
     })
 }

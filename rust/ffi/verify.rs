@@ -56,9 +56,12 @@ unsafe impl Growable for fmr_verdict {
 }
 
 /// Compares a predicted answer with a gold answer. With `is_completion` the prediction is a
-/// whole model output and its answer is extracted first (last `\boxed{}` after `</think>`,
-/// answer phrases, …). `options_json` (may be empty) holds verifier options: `rel_tol`, `aimo`,
-/// `last_number_fallback`, `answer_phrases`, `prefer_after_think`, `percent_lenient`.
+/// whole model output and its answer is extracted first: the last `\boxed{}` (after
+/// `</think>` first), else an answer phrase, else the final math (`$…$`, `\[…\]`, …) or the
+/// last number in running text. `options_json` (may be empty) holds verifier options:
+/// `rel_tol`, `aimo`, `last_number_fallback`, `answer_phrases`, `final_math`,
+/// `prefer_after_think`, `percent_lenient`; `{"final_math": false, "last_number_fallback":
+/// false}` is the strict form (a box or an answer phrase only).
 /// The verdict goes to the caller's `*out` (set `out->struct_size` first). If `detail` is not
 /// NULL it receives an explanation to release with `fmr_string_free(*detail)`, and
 /// `*detail_len`, when not NULL, its length. Pure and thread-safe; bounded time for any input.

@@ -34,13 +34,16 @@ def main() -> None:
         mv_parser.parse_latex_cached.cache_clear()
         mv_parser.parse_expr_cached.cache_clear()
         t0 = time.perf_counter_ns()
+        target = gold_parsed = None
         try:
             target = parse(pred) if raw is not None else parse(prep(pred, False))
-            ok = bool(verify(parse(prep(gold, True)), target)) if pred.strip() else False
+            gold_parsed = parse(prep(gold, True))
+            ok = bool(verify(gold_parsed, target)) if pred.strip() else False
         except Exception:  # math-verify errors count as "not equivalent"
             ok = False
         ns = time.perf_counter_ns() - t0
-        print(json.dumps({"i": i, "equivalent": ok, "ns": ns}), flush=True)
+        parsed = f"gold={str(gold_parsed)[:120]} pred={str(target)[:120]}"
+        print(json.dumps({"i": i, "equivalent": ok, "ns": ns, "parsed": parsed}), flush=True)
 
 
 if __name__ == "__main__":

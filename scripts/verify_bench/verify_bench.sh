@@ -5,6 +5,7 @@
 #   Always runs tests/fixtures/verify_cases.jsonl; each extra JSONL file (fields gold, pred,
 #   optional expected) is benchmarked too, e.g. model outputs on GSM8K / MATH-500.
 # Env: VENV (default target/verify-bench-venv, outside version control), REPEATS (timing repeats per pair for ours, default 21),
+#      VERBOSE (set: print what each verifier read for every disagreement),
 #      CARGO_TARGET_DIR (honoured by cargo).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -26,11 +27,11 @@ bin="${CARGO_TARGET_DIR:-$root/target}/release/verify_bench"
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-files=("$root/tests/fixtures/verify_cases.jsonl" "$@")
+files=("$root"/tests/fixtures/verify_cases*.jsonl "$@")
 for f in "${files[@]}"; do
   echo "=== $f"
   "$bin" "$f" "$repeats" > "$out/ours.jsonl"
   "$venv/bin/python" "$here/mv_bench.py" "$f" > "$out/mv.jsonl" 2> "$out/mv.err" || {
     echo "math-verify run failed:"; tail -20 "$out/mv.err"; exit 1; }
-  "$venv/bin/python" "$here/compare.py" "$f" "$out/ours.jsonl" "$out/mv.jsonl"
+  "$venv/bin/python" "$here/compare.py" "$f" "$out/ours.jsonl" "$out/mv.jsonl" ${VERBOSE:+-v}
 done

@@ -83,7 +83,7 @@ impl LlamaRef {
             n_threads: 2,
             flash_attn: flash_attn as i32,
             kv_cache_f32: true,
-            kv_unified: false,
+            ..ContextParams::default()
         };
         let mut ctx = Context::new(m.clone(), &cp).expect("context");
         if let Some(a) = adapter {

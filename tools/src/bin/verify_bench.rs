@@ -1,5 +1,6 @@
 //! Times the verifier on (gold, pred) pairs from JSONL files and writes one JSON line per pair:
-//! `{"i": index, "equivalent": bool, "reason": code, "ns": median nanoseconds per call}`.
+//! `{"i": index, "equivalent": bool, "reason": code, "ns": median nanoseconds per call,
+//! "detail": the verdict's detail (normalized gold and prediction)}`.
 //!
 //! Usage: `cargo run --release --example verify_bench -- PAIRS.jsonl [REPEATS]`.
 //! Each line of PAIRS.jsonl needs a string `gold` and either `pred` (an extracted answer, timed
@@ -63,6 +64,7 @@ fn main() {
             "equivalent": verdict.equivalent,
             "reason": verdict.reason.code(),
             "ns": times[times.len() / 2],
+            "detail": verdict.detail,
         });
         println!("{out}");
     }
