@@ -9,7 +9,8 @@ use fmr::generate::{
 };
 use std::sync::Arc;
 
-const PROBLEM: &str = "Tom reads 5 pages a day for 6 days. How many pages does he read? Put the answer in \\boxed{}.";
+const PROBLEM: &str =
+    "Tom reads 5 pages a day for 6 days. How many pages does he read? Put the answer in \\boxed{}.";
 
 fn params(n: usize, max_tokens: usize) -> RolloutParams {
     let mut p = RolloutParams {
@@ -170,7 +171,9 @@ fn esc_stops_after_an_agreeing_window() {
     assert_eq!(r.votes[0].count, 2);
     // Disagreeing windows: every window runs, and the samples equal the full run's.
     g.set_answer_key(None);
-    let full = g.solve(PROBLEM, &params(8, 32), RolloutHooks::default()).unwrap();
+    let full = g
+        .solve(PROBLEM, &params(8, 32), RolloutHooks::default())
+        .unwrap();
     let mut g2 = common::generator(8192, 8);
     g2.set_answer_key(Some(Arc::new(|t: &str| Some(t.len().to_string()))));
     let r = g2.solve(PROBLEM, &p, RolloutHooks::default()).unwrap();
@@ -196,7 +199,10 @@ fn probes_stop_samples_and_are_counted_apart() {
     let r = g.solve(PROBLEM, &p, RolloutHooks::default()).unwrap();
     assert!(r.probe_tokens > 0);
     let sum: usize = r.samples.iter().map(|s| s.tokens.len()).sum();
-    assert_eq!(r.tokens_generated, sum, "probe tokens are not sample tokens");
+    assert_eq!(
+        r.tokens_generated, sum,
+        "probe tokens are not sample tokens"
+    );
     for s in &r.samples {
         if s.finish_reason == FinishReason::Probe {
             assert!(s.probes.len() >= 2);
@@ -219,7 +225,15 @@ fn probes_stop_samples_and_are_counted_apart() {
     let without = g2.solve(PROBLEM, &q, RolloutHooks::default()).unwrap();
     for (a, b) in with.samples.iter().zip(&without.samples) {
         assert_eq!(a.tokens, b.tokens);
-        assert!(a.probes.len() >= a.tokens.len().saturating_sub(1) / 8);
+        // A probe is taken at each multiple of `every` with no probe of the sample in flight;
+        // one lasts at most `max_tokens` steps (12), so at least one in every 16 tokens
+        // completes, except the one still in flight at the end.
+        assert!(a.probes.len() + 1 >= a.tokens.len() / 16, "{:?}", a.probes);
+        assert!(a
+            .probes
+            .iter()
+            .all(|pr| pr.at % 8 == 0 && pr.done >= pr.at && pr.done < pr.at + 12));
+        assert!(a.probes.windows(2).all(|w| w[0].done <= w[1].at));
     }
 }
 
@@ -285,15 +299,17 @@ fn new_rules_are_validated() {
         r#"{"n_samples": 4, "vote": {"top_percent": 0}}"#,
         r#"{"n_samples": 4, "consensus": {"rule": "weighted", "tau": 1.5}}"#,
         r#"{"n_samples": 4, "probe": {"evry": 3}}"#,
+        r#"{"n_samples": 4, "consensus": {"rule": "lossless"}, "vote": {"weight": "mean"}}"#,
+        r#"{"n_samples": 4, "consensus": {"rule": "lossless"}, "vote": {"top_percent": 50}}"#,
     ] {
         assert!(RolloutParams::from_json(bad).is_err(), "accepted {bad}");
     }
     let ok = RolloutParams::from_json(
-        r#"{"n_samples": 4, "consensus": {"rule": "weighted"}, "probe": {}, "esc": {"window": 2},
+        r#"{"n_samples": 8, "consensus": {"rule": "weighted"}, "probe": {}, "esc": {"window": 2},
             "confidence_stop": {"threshold": {"source": "warmup"}}, "vote": {"weight": "tail", "top_percent": 50}}"#,
     )
     .unwrap();
-    assert_eq!(ok.sequences_needed(), 8);
+    assert_eq!(ok.sequences_needed(), 16);
     // A missing calibration file fails at validation, before decoding.
     let mut g = common::generator(4096, 2);
     let p = RolloutParams::from_json(
@@ -301,4 +317,51 @@ fn new_rules_are_validated() {
     )
     .unwrap();
     assert!(g.solve(PROBLEM, &p, RolloutHooks::default()).is_err());
+}
+
+/// The lossless rule, run through the multi-group decode loop (several problems in flight), gives
+/// every problem the full run's majority, and the samples it let finish are the full run's. Twice:
+/// with the verifier's answer key, and with a two-valued key on the same real completions (the
+/// parity of the text's length), under which samples agree often and the rule cuts groups.
+#[test]
+fn lossless_rule_keeps_the_full_runs_majority_on_every_problem() {
+    let problems = [
+        "Janet has 3 apples and buys 4 more. How many apples does she have? Put the answer in \\boxed{}.",
+        "What is 15 + 27? Put the result in \\boxed{}.",
+        PROBLEM,
+        "A box holds 12 eggs. How many eggs are in 3 boxes? Answer in \\boxed{}.",
+        "Sara had 20 dollars and spent 8. How much is left? Answer in \\boxed{}.",
+        "What is 9 times 7? Put the answer in \\boxed{}.",
+    ];
+    let parity: fmr::generate::AnswerKey = Arc::new(|t: &str| Some((t.len() % 2).to_string()));
+    for key in [None, Some(parity)] {
+        let coarse = key.is_some();
+        let mut g = common::generator(16384, 16);
+        g.set_answer_key(key);
+        let mut p = params(8, 40);
+        let full = g.solve_many(&problems, &p, 16, None).unwrap();
+        p.consensus = ConsensusRule::Lossless;
+        let early = g.solve_many(&problems, &p, 16, None).unwrap();
+        let (mut saved, mut cut_groups) = (0usize, 0usize);
+        for (i, (f, e)) in full.iter().zip(&early).enumerate() {
+            let (f, e) = (f.as_ref().unwrap(), e.as_ref().unwrap());
+            assert_eq!(
+                e.voted_answer, f.voted_answer,
+                "problem {i} (coarse key: {coarse})"
+            );
+            for (a, b) in e.samples.iter().zip(&f.samples) {
+                if a.finish_reason == FinishReason::Consensus {
+                    assert_eq!(a.tokens[..], b.tokens[..a.tokens.len()]);
+                } else {
+                    assert_eq!(a.tokens, b.tokens);
+                }
+            }
+            assert!(e.tokens_generated <= f.tokens_generated);
+            saved += f.tokens_generated - e.tokens_generated;
+            cut_groups += usize::from(e.stopped_by_consensus);
+        }
+        if coarse {
+            assert!(cut_groups > 0 && saved > 0, "the rule never fired");
+        }
+    }
 }

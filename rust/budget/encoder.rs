@@ -155,7 +155,10 @@ impl OnnxEncoder {
         threads: usize,
         max_tokens: usize,
     ) -> Result<OnnxEncoder> {
-        for p in [Some(model), Some(tokenizer), runtime].into_iter().flatten() {
+        for p in [Some(model), Some(tokenizer), runtime]
+            .into_iter()
+            .flatten()
+        {
             if !p.is_file() {
                 return Err(Error::new(
                     ErrorCode::Io,
@@ -254,7 +257,10 @@ impl Encoder for OnnxEncoder {
                 .map_err(|e| ort_err("last_hidden_state", e))?;
             let d = self.dim;
             if shape.len() != 3 || shape[1] as usize != l || shape[2] as usize != d {
-                return Err(ort_err("last_hidden_state", format!("unexpected shape {shape:?}")));
+                return Err(ort_err(
+                    "last_hidden_state",
+                    format!("unexpected shape {shape:?}"),
+                ));
             }
             let mut pooled = vec![0f32; d];
             let mut count = 0f32;

@@ -12,9 +12,9 @@
 mod encoder;
 mod ridge;
 
-pub use encoder::{Encoder, EncoderOptions, EncoderSpec, PromptEncoder};
 #[cfg(feature = "onnx")]
 pub use encoder::OnnxEncoder;
+pub use encoder::{Encoder, EncoderOptions, EncoderSpec, PromptEncoder};
 pub use ridge::spearman;
 
 use crate::error::{Error, ErrorCode, Result};
@@ -127,7 +127,7 @@ impl BudgetModel {
     /// its completion lengths × `margin`, rounded up, at least 1.
     pub fn predict_budget(&self, x: &[f32], quantile: f64, margin: f64) -> Result<usize> {
         self.check_dim(x)?;
-        if !(0.0..=1.0).contains(&quantile) || !(margin > 0.0 && margin.is_finite()) {
+        if !((0.0..=1.0).contains(&quantile) && margin > 0.0 && margin.is_finite()) {
             return Err(Error::invalid(format!(
                 "quantile must be in [0, 1] and margin > 0, got {quantile} and {margin}"
             )));
@@ -162,7 +162,10 @@ impl BudgetModel {
             bytes(&self.head.scale),
         );
         let d = self.meta.dim;
-        fn view(b: &[u8], d: usize) -> std::result::Result<TensorView<'_>, safetensors::SafeTensorError> {
+        fn view(
+            b: &[u8],
+            d: usize,
+        ) -> std::result::Result<TensorView<'_>, safetensors::SafeTensorError> {
             TensorView::new(Dtype::F32, vec![d], b)
         }
         let tensors = vec![

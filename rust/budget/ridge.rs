@@ -17,8 +17,8 @@ impl Ridge {
     /// The prediction for one feature vector (length `weight.len()`).
     pub fn predict(&self, x: &[f32]) -> f64 {
         let mut y = self.bias;
-        for j in 0..self.weight.len() {
-            y += self.weight[j] as f64 * ((x[j] - self.mean[j]) / self.scale[j]) as f64;
+        for (((w, xj), m), s) in self.weight.iter().zip(x).zip(&self.mean).zip(&self.scale) {
+            y += *w as f64 * ((xj - m) / s) as f64;
         }
         y
     }
@@ -40,7 +40,10 @@ pub fn fit(x: &[Vec<f32>], y: &[f64], folds: usize) -> Result<(Ridge, Vec<f64>)>
         )));
     }
     let d = x[0].len();
-    if d == 0 || x.iter().any(|r| r.len() != d || r.iter().any(|v| !v.is_finite())) {
+    if d == 0
+        || x.iter()
+            .any(|r| r.len() != d || r.iter().any(|v| !v.is_finite()))
+    {
         return Err(Error::invalid(
             "feature rows must be non-empty, of equal length and finite",
         ));
@@ -98,7 +101,11 @@ fn fit_rows(x: &[Vec<f32>], y: &[f64], rows: &[usize], lambda_per_row: f64) -> R
         .collect();
     let z: Vec<Vec<f64>> = rows
         .iter()
-        .map(|&i| (0..d).map(|j| (x[i][j] as f64 - mean[j]) / scale[j]).collect())
+        .map(|&i| {
+            (0..d)
+                .map(|j| (x[i][j] as f64 - mean[j]) / scale[j])
+                .collect()
+        })
         .collect();
     let y_mean = rows.iter().map(|&i| y[i]).sum::<f64>() / n as f64;
     let yc: Vec<f64> = rows.iter().map(|&i| y[i] - y_mean).collect();

@@ -60,8 +60,8 @@ pub unsafe extern "C" fn fmr_budget_fit(
         let enc = unsafe { borrow_str(encoder_json, encoder_json_len, "encoder_json") }?;
         // SAFETY: as above.
         let ex = unsafe { borrow_str(examples_json, examples_json_len, "examples_json") }?;
-        let examples: Vec<BudgetExample> = serde_json::from_str(ex)
-            .map_err(|e| Error::invalid(format!("examples_json: {e}")))?;
+        let examples: Vec<BudgetExample> =
+            serde_json::from_str(ex).map_err(|e| Error::invalid(format!("examples_json: {e}")))?;
         // SAFETY: NULL or live per the contract.
         let encoder = EncoderOptions::from_json(enc)?.build(unsafe { policy(model) })?;
         let p = BudgetPredictor::fit(encoder, &examples)?;
@@ -136,7 +136,11 @@ pub unsafe extern "C" fn fmr_budget_cv_spearman(budget: *const fmr_budget) -> f6
     })
 }
 
-fn predict_one(budget: &fmr_budget, problem: &str, f: impl FnOnce(&mut BudgetPredictor, &str) -> Result<f64>) -> Result<f64> {
+fn predict_one(
+    budget: &fmr_budget,
+    problem: &str,
+    f: impl FnOnce(&mut BudgetPredictor, &str) -> Result<f64>,
+) -> Result<f64> {
     let mut p = exclusive(&budget.predictor, "budget")?;
     f(&mut p, problem)
 }

@@ -58,7 +58,8 @@ impl ConfidenceTrack {
         if n == 0 {
             return None;
         }
-        let mean = |xs: &[f32]| (xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64) as f32;
+        let mean =
+            |xs: &[f32]| (xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64) as f32;
         let all = mean(&self.sampled);
         Some(SampleConfidence {
             mean: all,
@@ -97,12 +98,8 @@ pub struct Calibration {
 impl Calibration {
     /// Reads a calibration file and checks it was measured with `top_k` and `window`.
     pub fn load(path: &str, top_k: usize, window: usize) -> Result<Calibration> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(
-                ErrorCode::Io,
-                format!("calibration file {path}: {e}"),
-            )
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::new(ErrorCode::Io, format!("calibration file {path}: {e}")))?;
         let c: Calibration = serde_json::from_str(&text)
             .map_err(|e| Error::invalid(format!("calibration file {path}: {e}")))?;
         if c.top_k != top_k || c.window != window {

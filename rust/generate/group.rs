@@ -260,9 +260,11 @@ impl<'p, 'h> GroupRun<'p, 'h> {
                 sampler: &mut st.sampler,
                 logits_idx,
                 saved: if from_saved {
-                    Some(saved.ok_or_else(|| {
-                        Error::new(ErrorCode::Internal, "no saved prompt logits")
-                    })?)
+                    Some(
+                        saved.ok_or_else(|| {
+                            Error::new(ErrorCode::Internal, "no saved prompt logits")
+                        })?,
+                    )
                 } else {
                     None
                 },
@@ -393,13 +395,21 @@ impl<'p, 'h> GroupRun<'p, 'h> {
 
     /// One greedy step of every probe in flight; a probe that completes records its answer,
     /// and `agree` equal answers in a row stop its sample (finish reason `probe`).
-    fn advance_probes(&mut self, ctx: &mut Context, batch: &mut Batch, model: &Model) -> Result<()> {
+    fn advance_probes(
+        &mut self,
+        ctx: &mut Context,
+        batch: &mut Batch,
+        model: &Model,
+    ) -> Result<()> {
         let Some(p) = self.params.probe.as_ref() else {
             return Ok(());
         };
         let n = self.samples.len();
         for s in 0..n {
-            let Some(idx) = self.samples[s].probe.as_mut().and_then(|r| r.logits_idx.take())
+            let Some(idx) = self.samples[s]
+                .probe
+                .as_mut()
+                .and_then(|r| r.logits_idx.take())
             else {
                 continue;
             };
@@ -430,13 +440,14 @@ impl<'p, 'h> GroupRun<'p, 'h> {
             let st = &mut self.samples[s];
             st.probes.push(ProbeRecord {
                 at,
+                done: st.sampled,
                 answer: answer.clone(),
             });
             let k = p.agree;
             let agreed = st.probes.len() >= k
-                && st.probes[st.probes.len() - k..]
-                    .iter()
-                    .all(|r| r.answer.is_some() && r.answer == st.probes[st.probes.len() - 1].answer);
+                && st.probes[st.probes.len() - k..].iter().all(|r| {
+                    r.answer.is_some() && r.answer == st.probes[st.probes.len() - 1].answer
+                });
             if agreed && st.finish.is_none() {
                 if let Some(key) = answer {
                     let display = extract_answer(&text, &self.params.answer).unwrap_or(key.clone());
@@ -700,7 +711,12 @@ impl<'p, 'h> GroupRun<'p, 'h> {
                 st.from_saved = true;
             }
         }
-        if self.samples.iter().all(|s| s.started || s.finish.is_some()) {
+        // The saved row goes once every sample has drawn its first token from it.
+        if self
+            .samples
+            .iter()
+            .all(|s| (s.started && !s.from_saved) || s.finish.is_some())
+        {
             self.prompt_logits = None;
         }
     }
@@ -711,15 +727,16 @@ impl<'p, 'h> GroupRun<'p, 'h> {
         let Some(e) = &self.params.esc else {
             return false;
         };
-        let (lo, hi) = (self.esc_checked * e.window, (self.esc_checked + 1) * e.window);
+        let (lo, hi) = (
+            self.esc_checked * e.window,
+            (self.esc_checked + 1) * e.window,
+        );
         if hi > self.samples.len() || self.samples[lo..hi].iter().any(|s| s.finish.is_none()) {
             return false;
         }
         self.esc_checked += 1;
         let answers: Vec<Option<String>> = (lo..hi).map(|s| self.final_answer(s)).collect();
-        hi < self.samples.len()
-            && answers[0].is_some()
-            && answers.iter().all(|a| *a == answers[0])
+        hi < self.samples.len() && answers[0].is_some() && answers.iter().all(|a| *a == answers[0])
     }
 
     /// The answer key sample `s` votes with (its probes' answer when they stopped it).

@@ -374,6 +374,15 @@ impl RolloutParams {
                 self.vote.top_percent
             )));
         }
+        if self.consensus == ConsensusRule::Lossless
+            && (self.vote.weight != VoteWeight::None || self.vote.top_percent < 100.0)
+        {
+            // The rule bounds what the running samples' votes can change by counting them;
+            // weights or a confidence filter they have not produced yet could still overturn it.
+            return Err(Error::invalid(
+                "the lossless consensus rule needs unweighted votes from every sample (vote.weight none, vote.top_percent 100)",
+            ));
+        }
         if let ConsensusRule::Weighted { tau, min_votes } = self.consensus {
             if !(tau > 0.0 && tau <= 1.0) || min_votes == 0 || min_votes > self.n_samples {
                 return Err(Error::invalid(format!(

@@ -48,7 +48,10 @@ fn known_threshold(params: &RolloutParams) -> Result<Option<f64>> {
     Ok(match &stop.threshold {
         ThresholdSource::Warmup { .. } => None,
         ThresholdSource::Fixed { value } => Some(*value),
-        ThresholdSource::File { path, percentile: p } => {
+        ThresholdSource::File {
+            path,
+            percentile: p,
+        } => {
             let c = Calibration::load(path, params.confidence.top_k, params.confidence.window)?;
             percentile(&c.confidences, *p)
         }

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct ProbeRecord {
     /// Sampled tokens of the sample when the probe was taken.
     pub at: usize,
+    /// Sampled tokens of the sample when the probe's answer was known (a sample its probes
+    /// stop ends with this many tokens).
+    #[serde(default)]
+    pub done: usize,
     /// The probe's answer key (`None` when it stated none).
     pub answer: Option<String>,
 }

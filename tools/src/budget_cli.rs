@@ -20,7 +20,11 @@ pub fn onnxruntime_lib() -> PathBuf {
 
 /// The encoder options for `kind` (`prompt` or `onnx`) with set-up's files and `params`'
 /// prompt settings.
-pub fn default_encoder(kind: &str, params: &RolloutParams, threads: i32) -> Result<EncoderOptions, String> {
+pub fn default_encoder(
+    kind: &str,
+    params: &RolloutParams,
+    threads: i32,
+) -> Result<EncoderOptions, String> {
     match kind {
         "prompt" => Ok(EncoderOptions::Prompt {
             prompt: params.prompt.clone(),
@@ -72,7 +76,9 @@ impl BudgetArgs {
             "--budget-quantile" => {
                 self.quantile = val()?.parse().map_err(|e| format!("{flag}: {e}"))?
             }
-            "--budget-margin" => self.margin = val()?.parse().map_err(|e| format!("{flag}: {e}"))?,
+            "--budget-margin" => {
+                self.margin = val()?.parse().map_err(|e| format!("{flag}: {e}"))?
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -112,6 +118,8 @@ impl BudgetArgs {
         let b = p
             .predict_budget(problems, self.quantile, self.margin)
             .map_err(|e| e.to_string())?;
-        Ok(Some(b.into_iter().map(|t| t.min(params.max_tokens)).collect()))
+        Ok(Some(
+            b.into_iter().map(|t| t.min(params.max_tokens)).collect(),
+        ))
     }
 }

@@ -94,7 +94,10 @@ fn load(paths: &[String]) -> Result<Vec<(usize, BudgetExample)>, String> {
             let r: Record = serde_json::from_str(line).map_err(|e| format!("{p}: {e}"))?;
             let lengths: Vec<usize> = r.samples.iter().map(|s| s.tokens.max(1)).collect();
             if r.problem.is_empty() || lengths.is_empty() {
-                return Err(format!("{p}: record {} lacks the problem text or samples", r.index));
+                return Err(format!(
+                    "{p}: record {} lacks the problem text or samples",
+                    r.index
+                ));
             }
             out.push((
                 r.index,

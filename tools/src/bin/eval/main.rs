@@ -195,7 +195,9 @@ fn run() -> Result<(), String> {
         serde_json::to_string(&params).map_err(|e| e.to_string())?
     );
     let texts_of: Vec<&str> = problems.iter().map(|p| p.question.as_str()).collect();
-    let budgets = args.budget.predict(&model, &params, &texts_of, args.threads)?;
+    let budgets = args
+        .budget
+        .predict(&model, &params, &texts_of, args.threads)?;
     if let Some(b) = &budgets {
         let mean = b.iter().sum::<usize>() as f64 / b.len().max(1) as f64;
         println!(
