@@ -2,29 +2,45 @@
 """Replays every early-stopping rule on the per-sample record of a full run (eval --out).
 
 The full run (study.sh stage `full`) records, for every sample, its token count, answer key,
-correctness, every token's confidence and the answer of a probe taken every 32 tokens. With the
-same seeds a sample's tokens do not depend on the rule, so a rule's outcome follows from when
-each sample would stop and which samples vote. This mirrors rust/generate/group.rs:
+correctness, every token's confidence, and an answer probe taken every 32 tokens (with
+`agree` 1000 probes never stop a sample): when it was taken (`at`), when its answer was known
+(`done`) and the answer. Sample i of a problem is seeded seed + i and decodes the same tokens
+whatever the rule (probes run on a copy of its KV sequence; the tests check both), so a sample
+a rule stops is a prefix of the full run's sample, and a rule's outcome follows from when each
+sample stops and which samples vote. This mirrors rust/generate/group.rs:
 
-- samples advance one token per step together; sample i ends at step L_i;
+- samples advance one token per step together; sample i ends at step L_i (its token count);
 - consensus rules look at the votes of the samples finished so far after each step and cut the
-  running ones (cut samples do not vote);
-- the confidence gate stops a gated sample at the first token t >= window whose window mean is
-  below the threshold (it then does not vote, unless no sample that ended on its own answered);
-- ESC runs windows of samples one after the other and stops once a window agrees;
-- a probe stops its sample when `agree` probes in a row gave the same answer; the probe finishes
-  g greedy steps after it was taken and the sample keeps decoding meanwhile, so it stops with
-  at + g - 1 tokens; the record does not keep g, so the replay uses the bound g = 12 (it
-  overstates the tokens of probe-stopped samples).
+  running ones, which then have as many tokens as the step (cut samples do not vote);
+- the confidence gate stops a gated sample after token c >= window when the mean confidence
+  of its last `window` tokens is below the threshold, unless the sample ends at c anyway (end
+  of text, stop string and max_tokens are checked first); a gated-out sample does not vote;
+- ESC runs windows of samples one after the other and stops once a window agrees (never after
+  the last window);
+- probes stop their sample when `agree` probes in a row gave the same answer: the sample ends
+  with the `done` tokens of the last probe and votes with its answer; probes every 64 tokens
+  are the full run's probes at multiples of 64 (a probe lasts at most 12 < 32 tokens, so the
+  full run never skipped one);
+- the final vote: samples that ended on their own (the most confident top_percent %, with
+  weights) in the order they finished.
 
-Usage: replay.py out/full.jsonl [--budget out/budget-prompt.jsonl] [--json FILE]
+Not exact, and counted: a group with no first-class voter falls back, in the engine, to the
+votes of its gated-out or cut samples, whose prefix answers the record does not hold (the
+replay counts them as no vote; `fallback` says on how many problems that happened); probe
+tokens of a rule are estimated as its probes × the problem's mean tokens per probe; wall time
+is estimated as the full run's wall time × the rule's share of its tokens (on the CPU a decode
+step costs about its batch size); the token scheduler row treats a sample cut by its budget as
+no vote (a real run would extract an answer from the cut text).
+
+Usage: replay.py FULL.jsonl [FULL2.jsonl ...] [--budget PRED.jsonl] [--json FILE]
+       replay.py FULL.jsonl ... --check REAL.jsonl --rule NAME   (per-problem tokens and votes
+       of a real run of one rule against its replay: they must be equal)
 """
 import argparse
 import json
 import math
 
 WINDOW, TAIL = 32, 64          # confidence.window / tail defaults (params.rs)
-PROBE_EVERY, PROBE_AGREE, PROBE_G = 32, 3, 12
 ESC_WINDOW = 4
 WARMUP, PCT_HIGH, PCT_LOW = 4, 10.0, 90.0
 TAU, MIN_VOTES = 0.95, 4
@@ -104,9 +120,14 @@ class Tally:
         return (b, self.e[b][1] / tot) if b is not None and tot > 0 else (None, 0.0)
 
 
+FALLBACK = [0]  # votes that fell back to samples whose prefix answer is not recorded
+
+
 def final_vote(ballots, weight="none", top_percent=100.0):
     """ballots: list of (key, conf list, first_class) in finishing order."""
-    fc = any(b[2] for b in ballots)
+    fc = any(b[2] and b[0] is not None for b in ballots)
+    if not fc and any(not b[2] for b in ballots):
+        FALLBACK[0] += 1
     voters = [b for b in ballots if b[2] == fc and b[0] is not None]
     if top_percent < 100 and voters:
         by = "lowest_window" if weight == "none" else weight
@@ -120,7 +141,7 @@ def final_vote(ballots, weight="none", top_percent=100.0):
     return t.winner()
 
 
-def run_parallel(samples, stop_rule=None, gate=None, probe=False, weight="none", top_percent=100.0):
+def run_parallel(samples, stop_rule=None, gate=None, probe=None, weight="none", top_percent=100.0):
     """All samples start at step 0. Returns (tokens, probe_probes, voted key)."""
     n = len(samples)
     end, reason, answer = [], [], []
@@ -136,21 +157,15 @@ def run_parallel(samples, stop_rule=None, gate=None, probe=False, weight="none",
                     # the last token: EOS/stop is checked before the gate
                     break
         if probe:
-            ans = [p["answer"] for p in s.get("probes", [])]
-            ats = [p["at"] for p in s.get("probes", [])]
-            for j in range(PROBE_AGREE - 1, len(ans)):
-                run = ans[j - PROBE_AGREE + 1: j + 1]
-                if run[0] is not None and all(x == run[0] for x in run):
-                    stop = ats[j] + PROBE_G - 1
-                    if stop < L:
-                        L, a, r = stop, run[0], "probe"
-                    break
+            hit = probe_stop(s, probe)
+            if hit is not None and hit[0] < L:
+                L, a, r = hit[0], hit[1], "probe"
         end.append(L)
         reason.append(r)
         answer.append(a)
     probes_taken = 0
     for i, s in enumerate(samples):
-        probes_taken += sum(1 for p in s.get("probes", []) if p["at"] <= end[i]) if probe else 0
+        probes_taken += sum(1 for p in s.get("probes", []) if p["at"] < end[i] and p["at"] % probe[0] == 0) if probe else 0
     order = sorted(range(n), key=lambda i: (end[i], i))
     cut_at = None
     if stop_rule is not None:
@@ -179,7 +194,7 @@ def run_parallel(samples, stop_rule=None, gate=None, probe=False, weight="none",
     return tokens, probes_taken, final_vote(ballots, weight, top_percent)
 
 
-def run_esc(samples, probe=False):
+def run_esc(samples, probe=None):
     n, tokens, ballots, probes_taken = len(samples), 0, [], 0
     for w0 in range(0, n, ESC_WINDOW):
         win = samples[w0:w0 + ESC_WINDOW]
@@ -188,7 +203,7 @@ def run_esc(samples, probe=False):
         probes_taken += p
         keys = []
         for s in sorted(range(len(win)), key=lambda i: (win[i]["tokens"], i)):
-            k = probe_answer(win[s]) if probe else win[s]["key"]
+            k = probe_answer(win[s], probe) if probe else win[s]["key"]
             keys.append(k)
             ballots.append((k, [], True))
         if w0 + ESC_WINDOW < n and keys[0] is not None and all(k == keys[0] for k in keys):
@@ -196,21 +211,34 @@ def run_esc(samples, probe=False):
     return tokens, probes_taken, final_vote(ballots)
 
 
-def probe_answer(s):
-    ans = [p["answer"] for p in s.get("probes", [])]
-    ats = [p["at"] for p in s.get("probes", [])]
-    for j in range(PROBE_AGREE - 1, len(ans)):
-        run = ans[j - PROBE_AGREE + 1: j + 1]
-        if run[0] is not None and all(x == run[0] for x in run):
-            if ats[j] + PROBE_G - 1 < s["tokens"]:
-                return run[0]
-            break
+def probe_stop(s, probe):
+    """(tokens, answer) at which `agree` equal probe answers in a row stop sample s, taking
+    probes at multiples of `every` (a multiple of the full run's 32) only; None if they never do.
+    A probe's answer is known when the sample has `done` tokens: it stops there."""
+    every, agree = probe
+    run = []
+    for p in s.get("probes", []):
+        if p["at"] % every:
+            continue
+        run.append(p)
+        last = run[-agree:]
+        if len(last) == agree and last[0]["answer"] is not None and all(x["answer"] == last[0]["answer"] for x in last):
+            return p["done"], p["answer"]
+    return None
+
+
+def probe_answer(s, probe):
+    hit = probe_stop(s, probe)
+    if hit is not None and hit[0] < s["tokens"]:
+        return hit[1]
     return s["key"]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("full")
+    ap.add_argument("--check", help="a real run of one rule (eval --out) to compare with its replay")
+    ap.add_argument("--rule", help="the rule's name in the table (with --check)")
     ap.add_argument("--budget", help="budget cv --predictions file (held-out budgets)")
     ap.add_argument("--json", help="write the table as JSON")
     a = ap.parse_args()
@@ -263,18 +291,46 @@ def main():
         ("confidence gate, warm-up 4, p90 (DeepConf-low)", lambda r: run_parallel(r["samples"], gate=warm_gate(r, PCT_LOW))),
         ("confidence gate, calibration file, p10", lambda r: run_parallel(r["samples"], gate=file_gate(r, PCT_HIGH))),
         ("confidence gate, calibration file, p90", lambda r: run_parallel(r["samples"], gate=file_gate(r, PCT_LOW))),
-        ("answer probes (every 32, 3 agree)", lambda r: run_parallel(r["samples"], probe=True)),
-        ("ESC windows of 4", lambda r: run_esc(r["samples"])),
-        ("ESC windows of 4 + probes", lambda r: run_esc(r["samples"], probe=True)),
-        ("probes + lossless consensus", lambda r: run_parallel(r["samples"], lossless, probe=True)),
+        ("answer probes, every 32, 3 agree (default)", lambda r: run_parallel(r["samples"], probe=(32, 3))),
+        ("answer probes, every 32, 2 agree", lambda r: run_parallel(r["samples"], probe=(32, 2))),
+        ("answer probes, every 64, 3 agree", lambda r: run_parallel(r["samples"], probe=(64, 3))),
+        ("ESC windows of 4 (default)", lambda r: run_esc(r["samples"])),
+        ("ESC windows of 4 + probes", lambda r: run_esc(r["samples"], probe=(32, 3))),
+        ("probes + lossless consensus", lambda r: run_parallel(r["samples"], lossless, probe=(32, 3))),
+        ("probes + weighted consensus", lambda r: run_parallel(r["samples"], weighted, probe=(32, 3))),
+        ("confidence gate p10 + weighted consensus", lambda r: run_parallel(r["samples"], weighted, gate=warm_gate(r, PCT_HIGH))),
     ]
+    if a.check:
+        real = {}
+        for l in open(a.check):
+            if l.strip():
+                x = json.loads(l)
+                real[x["index"]] = x
+        f = dict(rules)[a.rule]
+        bad = 0
+        for r in recs:
+            x = real.get(r["index"])
+            if x is None:
+                continue
+            t, _, v = f(r)
+            ok = t == x["tokens_generated"] and v == x["voted"]
+            bad += not ok
+            print(f"problem {r['index']}: replay {t} tokens, vote {v}; real {x['tokens_generated']} tokens, "
+                  f"vote {x['voted']}{'' if ok else '  <-- differs'}")
+        print(f"{len(real)} problems, {bad} differ")
+        return
+    full_wall = sum(r["wall_seconds"] for r in recs)
     base_votes = [run_parallel(r["samples"])[2] for r in recs]
+    same_full = sum(v == r["voted"] for r, v in zip(recs, base_votes))
+    print(f"the replayed full run's vote equals the recorded one on {same_full} of {n} problems")
     base_acc = sum(correct(r, v) for r, v in zip(recs, base_votes)) / n
     rows = []
     print(f"{n} problems, N = {len(recs[0]['samples'])}, full run {full_tokens} tokens, maj@16 {100 * base_acc:.1f}%")
-    print(f"{'rule':52} {'tokens':>8} {'probe':>7} {'saved':>7} {'saved+probe':>11} {'same':>5} {'maj@16':>7} {'delta':>6}")
+    print(f"full run wall time {full_wall:.0f} s (sum over problems)")
+    print(f"{'rule':52} {'tokens':>8} {'probe':>7} {'saved':>7} {'saved+probe':>11} {'same':>5} {'maj@16':>7} {'delta':>6} {'wall est':>8} {'fallback':>8}")
     for name, f in rules:
         tok = ptok = same = acc = 0
+        FALLBACK[0] = 0
         for r, bv in zip(recs, base_votes):
             t, probes, v = f(r)
             tok += t
@@ -285,10 +341,11 @@ def main():
             "rule": name, "tokens": tok, "probe_tokens": round(ptok), "saved": 1 - tok / full_tokens,
             "saved_with_probes": 1 - (tok + ptok) / full_tokens, "same_vote": same,
             "maj": acc / n, "delta_points": 100 * (acc / n - base_acc),
+            "wall_seconds_est": full_wall * (tok + ptok) / full_tokens, "fallback": FALLBACK[0],
         }
         rows.append(row)
         print(f"{name:52} {tok:8d} {round(ptok):7d} {100 * row['saved']:6.1f}% {100 * row['saved_with_probes']:10.1f}% "
-              f"{same:5d} {100 * row['maj']:6.1f}% {row['delta_points']:+6.1f}")
+              f"{same:5d} {100 * row['maj']:6.1f}% {row['delta_points']:+6.1f} {row['wall_seconds_est']:7.0f}s {row['fallback']:8d}")
     if a.budget:
         preds = {json.loads(l)["index"]: json.loads(l) for l in open(a.budget) if l.strip()}
         tok = acc = same = 0
