@@ -100,7 +100,7 @@ pub struct fmr_token_event {
     /// of a sample's text is streamed, so the pieces joined equal the result's text. Read it
     /// only when `struct_size` covers it (libraries older than this field do not send it).
     pub forced: bool,
-    /// Padding (the fields below were added in 0.3: read them only when `struct_size`
+    /// Padding (the fields below were added after 0.2.0: read them only when `struct_size`
     /// covers them).
     pub _reserved0: [u8; 7],
     /// The token's confidence: −mean of the step's top-k log-probabilities (0 for forced

@@ -132,7 +132,7 @@ pub struct fmr_sample_info {
     pub n_forced_tokens: usize,
     /// Whether an answer was extracted.
     pub has_answer: bool,
-    /// Padding (the fields below were added in 0.3).
+    /// Padding (the fields below were added after 0.2.0).
     pub _reserved0: [u8; 7],
     /// Mean token confidence (−mean of each step's top-k log-probabilities) over the sampled
     /// tokens; 0 when `has_confidence` is false.
@@ -171,7 +171,7 @@ pub struct fmr_group_stats {
     pub wall_seconds: f64,
     /// Seconds spent on the prompt.
     pub prompt_seconds: f64,
-    /// Tokens decoded by answer probes, apart from `tokens_generated` (added in 0.3).
+    /// Tokens decoded by answer probes, apart from `tokens_generated` (added after 0.2.0).
     pub probe_tokens: usize,
     /// The confidence threshold samples were gated with (when `has_confidence_threshold`).
     pub confidence_threshold: f64,
@@ -214,7 +214,7 @@ pub struct fmr_vote {
     pub display_len: usize,
     /// Samples that voted for it.
     pub count: usize,
-    /// Sum of their vote weights (`count` when votes are not weighted; added in 0.3).
+    /// Sum of their vote weights (`count` when votes are not weighted; added after 0.2.0).
     pub weight: f64,
 }
 
