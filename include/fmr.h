@@ -225,7 +225,7 @@ typedef struct fmr_token_event {
    */
   bool forced;
   /**
-   * Padding (the fields below were added in 0.3: read them only when `struct_size`
+   * Padding (the fields below were added after 0.2.0: read them only when `struct_size`
    * covers them).
    */
   uint8_t _reserved0[7];
@@ -351,7 +351,7 @@ typedef struct fmr_sample_info {
    */
   bool has_answer;
   /**
-   * Padding (the fields below were added in 0.3).
+   * Padding (the fields below were added after 0.2.0).
    */
   uint8_t _reserved0[7];
   /**
@@ -413,7 +413,7 @@ typedef struct fmr_vote {
    */
   size_t count;
   /**
-   * Sum of their vote weights (`count` when votes are not weighted; added in 0.3).
+   * Sum of their vote weights (`count` when votes are not weighted; added after 0.2.0).
    */
   double weight;
 } fmr_vote;
@@ -459,7 +459,7 @@ typedef struct fmr_group_stats {
    */
   double prompt_seconds;
   /**
-   * Tokens decoded by answer probes, apart from `tokens_generated` (added in 0.3).
+   * Tokens decoded by answer probes, apart from `tokens_generated` (added after 0.2.0).
    */
   size_t probe_tokens;
   /**
