@@ -239,7 +239,8 @@ def main():
     ap.add_argument("full")
     ap.add_argument("--check", help="a real run of one rule (eval --out) to compare with its replay")
     ap.add_argument("--rule", help="the rule's name in the table (with --check)")
-    ap.add_argument("--budget", help="budget cv --predictions file (held-out budgets)")
+    ap.add_argument("--budget", action="append", default=[],
+                    help="budget cv --predictions file (held-out budgets); repeatable")
     ap.add_argument("--json", help="write the table as JSON")
     a = ap.parse_args()
     recs = [json.loads(l) for l in open(a.full) if l.strip()]
@@ -346,8 +347,8 @@ def main():
         rows.append(row)
         print(f"{name:52} {tok:8d} {round(ptok):7d} {100 * row['saved']:6.1f}% {100 * row['saved_with_probes']:10.1f}% "
               f"{same:5d} {100 * row['maj']:6.1f}% {row['delta_points']:+6.1f} {row['wall_seconds_est']:7.0f}s {row['fallback']:8d}")
-    if a.budget:
-        preds = {json.loads(l)["index"]: json.loads(l) for l in open(a.budget) if l.strip()}
+    for bfile in a.budget:
+        preds = {json.loads(l)["index"]: json.loads(l) for l in open(bfile) if l.strip()}
         tok = acc = same = 0
         for r, bv in zip(recs, base_votes):
             b = preds[r["index"]]["budget"]
@@ -361,7 +362,8 @@ def main():
             tok += t
             same += v == bv
             acc += correct(r, v)
-        row = {"rule": "token scheduler budgets (held-out, q .9 x 1.2)", "tokens": tok, "probe_tokens": 0,
+        label = bfile.rsplit("/", 1)[-1].removesuffix(".jsonl")
+        row = {"rule": f"token scheduler ({label}, held-out)", "tokens": tok, "probe_tokens": 0,
                "saved": 1 - tok / full_tokens, "saved_with_probes": 1 - tok / full_tokens, "same_vote": same,
                "maj": acc / n, "delta_points": 100 * (acc / n - base_acc)}
         rows.append(row)

@@ -71,11 +71,17 @@ EOF
       done ;;
     budget)
       for enc in prompt onnx; do
-        nice "$bin/budget" cv --from out/full.jsonl --encoder "$enc" --model smollm2 --threads 1 \
-          --params "{$common}" --predictions "out/budget-$enc.jsonl" 2>&1 | tee "out/budget-$enc.txt"
+        for qm in "0.9 1.2" "0.5 1.0"; do
+          set -- $qm
+          nice "$bin/budget" cv --from out/full.jsonl --encoder "$enc" --model smollm2 --threads 1 \
+            --params "{$common}" --quantile "$1" --margin "$2" \
+            --predictions "out/budget-$enc-q$1-m$2.jsonl" 2>&1 | tee "out/budget-$enc-q$1-m$2.txt"
+        done
       done ;;
     replay)
-      python3 replay.py out/full.jsonl --budget out/budget-prompt.jsonl --json results/replay.json | tee results/replay.txt ;;
+      budgets=()
+      for f in out/budget-*.jsonl; do [ -f "$f" ] && budgets+=(--budget "$f"); done
+      python3 replay.py out/full.jsonl "${budgets[@]}" --json results/replay.json | tee results/replay.txt ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done
