@@ -39,6 +39,7 @@ Usage: replay.py FULL.jsonl [FULL2.jsonl ...] [--budget PRED.jsonl] [--json FILE
 import argparse
 import json
 import math
+import struct
 
 WINDOW, TAIL = 32, 64          # confidence.window / tail defaults (params.rs)
 ESC_WINDOW = 4
@@ -245,6 +246,10 @@ def main():
     a = ap.parse_args()
     recs = [json.loads(l) for l in open(a.full) if l.strip()]
     recs.sort(key=lambda r: r["index"])
+    for r in recs:  # the engine's confidences are f32: read them back as the same values
+        for smp in r["samples"]:
+            c = smp["token_confidence"]
+            smp["token_confidence"] = list(struct.unpack(f"{len(c)}f", struct.pack(f"{len(c)}f", *c)))
     n = len(recs)
     full_tokens = sum(r["tokens_generated"] for r in recs)
     probe_cost = [r["probe_tokens"] / max(1, sum(len(s["probes"]) for s in r["samples"])) for r in recs]
@@ -290,6 +295,8 @@ def main():
         ("top-50% most confident vote", lambda r: run_parallel(r["samples"], top_percent=50)),
         ("confidence gate, warm-up 4, p10 (DeepConf-high)", lambda r: run_parallel(r["samples"], gate=warm_gate(r, PCT_HIGH))),
         ("confidence gate, warm-up 4, p90 (DeepConf-low)", lambda r: run_parallel(r["samples"], gate=warm_gate(r, PCT_LOW))),
+        ("confidence gate, warm-up 4, p50", lambda r: run_parallel(r["samples"], gate=warm_gate(r, 50.0))),
+        ("confidence gate, calibration file, p50", lambda r: run_parallel(r["samples"], gate=file_gate(r, 50.0))),
         ("confidence gate, calibration file, p10", lambda r: run_parallel(r["samples"], gate=file_gate(r, PCT_HIGH))),
         ("confidence gate, calibration file, p90", lambda r: run_parallel(r["samples"], gate=file_gate(r, PCT_LOW))),
         ("answer probes, every 32, 3 agree (default)", lambda r: run_parallel(r["samples"], probe=(32, 3))),
