@@ -797,7 +797,11 @@ impl<'p, 'h> GroupRun<'p, 'h> {
                 ballots.push((a.clone(), confidence, first_class));
             }
             tokens_generated += st.tokens.len();
-            tokens_fixed_budget += if st.cut_by_group || finish == FinishReason::LowConfidence {
+            // Samples stopped early (by the group, the confidence gate or their probes) count
+            // what they could have generated.
+            let stopped_early = st.cut_by_group
+                || matches!(finish, FinishReason::LowConfidence | FinishReason::Probe);
+            tokens_fixed_budget += if stopped_early {
                 self.plan.per_sample.max(st.tokens.len())
             } else {
                 st.tokens.len()

@@ -150,9 +150,9 @@ pub struct GroupResult {
     /// calibration file or the fixed value; `None` while a warm-up never finished).
     #[serde(default)]
     pub confidence_threshold: Option<f64>,
-    /// Tokens a run without group-level stopping would have generated: samples that ended on
-    /// their own count as generated, samples cut by the group count `max_tokens` (an upper
-    /// bound).
+    /// Tokens a run without early stopping would have generated: samples that ended on their
+    /// own count as generated; samples cut by the group, gated out by low confidence or
+    /// stopped by their probes count `max_tokens` (an upper bound).
     pub tokens_fixed_budget: usize,
     /// True when consensus stopped the group.
     pub stopped_by_consensus: bool,
