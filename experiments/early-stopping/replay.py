@@ -243,6 +243,7 @@ def main():
     ap.add_argument("--budget", action="append", default=[],
                     help="budget cv --predictions file (held-out budgets); repeatable")
     ap.add_argument("--json", help="write the table as JSON")
+    ap.add_argument("--markdown", help="write the table as markdown")
     a = ap.parse_args()
     recs = [json.loads(l) for l in open(a.full) if l.strip()]
     recs.sort(key=lambda r: r["index"])
@@ -376,6 +377,17 @@ def main():
         rows.append(row)
         print(f"{row['rule']:52} {tok:8d} {0:7d} {100 * row['saved']:6.1f}% {100 * row['saved']:10.1f}% "
               f"{same:5d} {100 * row['maj']:6.1f}% {row['delta_points']:+6.1f}")
+    if a.markdown:
+        with open(a.markdown, "w") as md:
+            md.write(f"{n} problems, N = {len(recs[0]['samples'])}; full run: {full_tokens} tokens, maj@16 "
+                     f"{100 * base_acc:.1f}%, {full_wall:.0f} s of decoding (sum over problems).\n\n")
+            md.write("| rule | tokens | saved | probe tokens (est.) | saved with probes | same vote as full | maj@16 | Δ points | wall (est.) | fallback |\n")
+            md.write("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            for row in rows:
+                md.write(f"| {row['rule']} | {row['tokens']} | {100 * row['saved']:.1f}% | {row['probe_tokens']} | "
+                         f"{100 * row['saved_with_probes']:.1f}% | {row['same_vote']}/{n} | {100 * row['maj']:.1f}% | "
+                         f"{row['delta_points']:+.1f} | {row.get('wall_seconds_est', full_wall * row['tokens'] / full_tokens):.0f} s | "
+                         f"{row.get('fallback', 0)} |\n")
     if a.json:
         json.dump({"problems": n, "full_tokens": full_tokens, "full_maj": base_acc, "rules": rows}, open(a.json, "w"), indent=1)
 

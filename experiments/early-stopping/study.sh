@@ -81,7 +81,8 @@ EOF
     replay)
       budgets=()
       for f in out/budget-*.jsonl; do [ -f "$f" ] && budgets+=(--budget "$f"); done
-      python3 replay.py out/full.jsonl "${budgets[@]}" --json results/replay.json | tee results/replay.txt ;;
+      python3 replay.py out/full.jsonl "${budgets[@]}" --json results/replay.json \
+        --markdown results/replay.md | tee results/replay.txt ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done
