@@ -61,6 +61,12 @@
 
 
 /**
+ * A token-budget predictor: a fitted head and its encoder. Prediction takes one call at a
+ * time per handle (`FMR_ERR_BUSY` otherwise); `fmr_budget_save` may run beside it.
+ */
+typedef struct fmr_budget fmr_budget;
+
+/**
  * A cancellation flag. Thread-safe: `fmr_cancel_flag_set`/`_reset`/`_is_set` may be called
  * from any thread while an operation that uses the flag runs.
  */
@@ -218,6 +224,28 @@ typedef struct fmr_token_event {
    * only when `struct_size` covers it (libraries older than this field do not send it).
    */
   bool forced;
+  /**
+   * Padding (the fields below were added after 0.2.0: read them only when `struct_size`
+   * covers them).
+   */
+  uint8_t _reserved0[7];
+  /**
+   * The token's confidence: −mean of the step's top-k log-probabilities (0 for forced
+   * tokens or with confidence off).
+   */
+  float confidence;
+  /**
+   * Entries in `top_tokens` and `top_logprobs` (0 for forced tokens or with confidence off).
+   */
+  uint32_t top_k;
+  /**
+   * The step's most likely tokens, most likely first; valid only during the call.
+   */
+  const int32_t *top_tokens;
+  /**
+   * Their log-probabilities (nats).
+   */
+  const float *top_logprobs;
 } fmr_token_event;
 
 /**
@@ -322,6 +350,35 @@ typedef struct fmr_sample_info {
    * Whether an answer was extracted.
    */
   bool has_answer;
+  /**
+   * Padding (the fields below were added after 0.2.0).
+   */
+  uint8_t _reserved0[7];
+  /**
+   * Mean token confidence (−mean of each step's top-k log-probabilities) over the sampled
+   * tokens; 0 when `has_confidence` is false.
+   */
+  float confidence_mean;
+  /**
+   * Lowest mean confidence over `confidence.window` consecutive sampled tokens.
+   */
+  float confidence_lowest_window;
+  /**
+   * Mean confidence of the last `confidence.tail` sampled tokens.
+   */
+  float confidence_tail;
+  /**
+   * Whether the three confidences are set (confidence on and a token sampled).
+   */
+  bool has_confidence;
+  /**
+   * Answer probes taken.
+   */
+  size_t n_probes;
+  /**
+   * Tokens decoded by the sample's probes (not part of `n_tokens`).
+   */
+  size_t probe_tokens;
 } fmr_sample_info;
 
 /**
@@ -355,6 +412,10 @@ typedef struct fmr_vote {
    * Samples that voted for it.
    */
   size_t count;
+  /**
+   * Sum of their vote weights (`count` when votes are not weighted; added after 0.2.0).
+   */
+  double weight;
 } fmr_vote;
 
 /**
@@ -397,6 +458,18 @@ typedef struct fmr_group_stats {
    * Seconds spent on the prompt.
    */
   double prompt_seconds;
+  /**
+   * Tokens decoded by answer probes, apart from `tokens_generated` (added after 0.2.0).
+   */
+  size_t probe_tokens;
+  /**
+   * The confidence threshold samples were gated with (when `has_confidence_threshold`).
+   */
+  double confidence_threshold;
+  /**
+   * Whether a confidence threshold applied.
+   */
+  bool has_confidence_threshold;
 } fmr_group_stats;
 
 /**
@@ -731,6 +804,16 @@ typedef struct fmr_reward_scores {
 #define FMR_FINISH_CANCELLED 8
 
 /**
+ * The sample's window confidence fell below the threshold (`confidence_stop`).
+ */
+#define FMR_FINISH_LOW_CONFIDENCE 9
+
+/**
+ * Answer probes agreed (`probe`); the sample's answer is the probes' answer.
+ */
+#define FMR_FINISH_PROBE 10
+
+/**
  * Supervised fine-tuning on (problem, solution) rows.
  */
 #define FMR_STAGE_SFT 1
@@ -833,6 +916,98 @@ typedef struct fmr_reward_scores {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Fits a budget head on logged problems and builds its encoder.
+ *
+ * `encoder_json`: `{"kind": "prompt", "prompt": {...}, "threads": 0, "max_tokens": 1024}` (the
+ * policy model's mean-pooled prompt hidden state; needs `model`) or `{"kind": "onnx",
+ * "model": "encoder.onnx", "tokenizer": "tokenizer.json", "runtime": "libonnxruntime.so",
+ * "threads": 1, "max_tokens": 256}` (builds with feature `onnx`; `model` may be NULL).
+ * `examples_json`: an array of `{"problem": "...", "lengths": [tokens, ...]}`, at least 2.
+ * On success writes a new handle to `*out` (release with `fmr_budget_free`).
+ *
+ * # Safety
+ * `model` is NULL or live; strings are valid for their lengths; `out` is writable.
+ */
+FMR_API
+struct fmr_error *fmr_budget_fit(const struct fmr_model *model,
+                                 const char *encoder_json,
+                                 size_t encoder_json_len,
+                                 const char *examples_json,
+                                 size_t examples_json_len,
+                                 struct fmr_budget **out);
+
+/**
+ * Loads a head saved by `fmr_budget_save` from folder `dir` and builds its encoder from
+ * `encoder_json` (as for `fmr_budget_fit`; its kind and width must match the head's).
+ *
+ * # Safety
+ * `model` is NULL or live; strings are valid for their lengths; `out` is writable.
+ */
+FMR_API
+struct fmr_error *fmr_budget_load(const struct fmr_model *model,
+                                  const char *dir,
+                                  size_t dir_len,
+                                  const char *encoder_json,
+                                  size_t encoder_json_len,
+                                  struct fmr_budget **out);
+
+/**
+ * Writes the head to folder `dir` (`head.safetensors` and `head.json`; the folder is
+ * created). Safe beside a prediction on the same handle.
+ *
+ * # Safety
+ * `budget` is live; `dir` is valid for `dir_len` bytes.
+ */
+FMR_API
+struct fmr_error *fmr_budget_save(const struct fmr_budget *budget,
+                                  const char *dir,
+                                  size_t dir_len);
+
+/**
+ * Cross-validated Spearman ρ of the head's fit (out-of-fold predictions against the
+ * problems' mean lengths); NaN when it could not be computed or `budget` is NULL.
+ *
+ * # Safety
+ * `budget` is NULL or live.
+ */
+FMR_API double fmr_budget_cv_spearman(const struct fmr_budget *budget);
+
+/**
+ * The token budget of one problem: the predicted `quantile` (0..=1) of its completion
+ * lengths × `margin`, rounded up. Use it as the problem's `max_tokens` (or thinking budget).
+ *
+ * # Safety
+ * `budget` is live; `problem` is valid for `problem_len` bytes; `tokens` is writable.
+ */
+FMR_API
+struct fmr_error *fmr_budget_predict(struct fmr_budget *budget,
+                                     const char *problem,
+                                     size_t problem_len,
+                                     double quantile,
+                                     double margin,
+                                     size_t *tokens);
+
+/**
+ * The predicted mean completion length of one problem, in tokens.
+ *
+ * # Safety
+ * `budget` is live; `problem` is valid for `problem_len` bytes; `mean` is writable.
+ */
+FMR_API
+struct fmr_error *fmr_budget_predict_mean(struct fmr_budget *budget,
+                                          const char *problem,
+                                          size_t problem_len,
+                                          double *mean);
+
+/**
+ * Releases a budget predictor. NULL is a no-op.
+ *
+ * # Safety
+ * `budget` is NULL or live, not in use by another thread, not yet freed.
+ */
+FMR_API void fmr_budget_free(struct fmr_budget *budget);
 
 /**
  * Creates a cleared flag. Release with `fmr_cancel_flag_free`.
@@ -968,8 +1143,13 @@ FMR_API void fmr_generator_free(struct fmr_generator *generator);
  * errors. Keys: `prompt` {`system`, `format`: {`kind`: `model`|`builtin`|`pattern`|`raw`, …}},
  * `n_samples`, `sampling` {`temperature`, `top_k`, `top_p`, `min_p`, `seed`}, `max_tokens`,
  * `stop_strings`, `stop_at_boxed`, `thinking_budget`, `budget_forcing` {`text`,
- * `extra_tokens`}, `group_token_budget`, `consensus` {`rule`: `off`|`k_of_n`|`lossless`, `k`},
- * `deadline_ms`, `answer` (extraction options). `hooks` may be NULL. On success writes a new
+ * `extra_tokens`}, `group_token_budget`, `consensus` {`rule`:
+ * `off`|`k_of_n`|`lossless`|`weighted`, `k`, `tau`, `min_votes`}, `deadline_ms`, `answer`
+ * (extraction options), `confidence` {`top_k`, `window`, `tail`, `keep_top_logprobs`}, `vote`
+ * {`weight`: `none`|`mean`|`lowest_window`|`tail`, `top_percent`}, `confidence_stop`
+ * {`threshold`: {`source`: `warmup` (`samples`, `percentile`) | `file` (`path`,
+ * `percentile`) | `fixed` (`value`)}}, `probe` {`every`, `text`, `max_tokens`, `agree`},
+ * `esc` {`window`}; the README's table describes each. `hooks` may be NULL. On success writes a new
  * result to `*out` (release with `fmr_result_free`); a cancelled run still succeeds with
  * `cancelled` set in its stats. One call at a time per generator (`FMR_ERR_BUSY` otherwise).
  *
@@ -1122,6 +1302,37 @@ struct fmr_error *fmr_result_sample_tokens(const struct fmr_result *result,
                                            const int32_t **tokens,
                                            const float **logprobs,
                                            size_t *n);
+
+/**
+ * The confidence of each token of sample `i` (−mean of the step's top-k log-probabilities,
+ * nats; 0 for forced tokens): `*n` entries, one per token of `fmr_result_sample_tokens`, or
+ * 0 when confidence was off. The array belongs to the result.
+ *
+ * # Safety
+ * `result` is live; `confidence` and `n` are writable.
+ */
+FMR_API
+struct fmr_error *fmr_result_sample_confidence(const struct fmr_result *result,
+                                               size_t i,
+                                               const float **confidence,
+                                               size_t *n);
+
+/**
+ * The top-k log-probabilities of each token of sample `i`, kept when the rollout asked for
+ * them (`confidence.keep_top_logprobs`): `*n` tokens × `*k` entries, row-major, most likely
+ * first (`tokens[t * k + j]`, `logprobs[t * k + j]`; forced tokens hold −1 and 0). `*n` is 0
+ * when they were not kept. The arrays belong to the result.
+ *
+ * # Safety
+ * `result` is live; `tokens`, `logprobs`, `k` and `n` are writable.
+ */
+FMR_API
+struct fmr_error *fmr_result_sample_top_logprobs(const struct fmr_result *result,
+                                                 size_t i,
+                                                 const int32_t **tokens,
+                                                 const float **logprobs,
+                                                 size_t *k,
+                                                 size_t *n);
 
 /**
  * Summary of sample `i`, written to the caller's struct (set `info->struct_size` first).

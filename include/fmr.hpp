@@ -165,6 +165,17 @@ struct Sample {
     size_t n_forced_tokens = 0;
     std::vector<int32_t> tokens;
     std::vector<float> logprobs;
+    /// Each token's confidence (−mean of the step's top-k log-probabilities); empty with
+    /// confidence off.
+    std::vector<float> confidence;
+    /// Mean, lowest-window and tail confidence (set when has_confidence).
+    bool has_confidence = false;
+    float confidence_mean = 0;
+    float confidence_lowest_window = 0;
+    float confidence_tail = 0;
+    /// Answer probes taken and the tokens they decoded (apart from `tokens`).
+    size_t n_probes = 0;
+    size_t probe_tokens = 0;
 };
 
 /// One answer of the vote.
@@ -172,6 +183,7 @@ struct Vote {
     std::string key;     ///< canonical key, for comparing
     std::string display; ///< what a person should read
     size_t count = 0;    ///< samples that gave it
+    double weight = 0;   ///< sum of their vote weights (`count` when votes are not weighted)
 };
 
 /// The outcome of one group rollout. Immutable; const members are thread-safe.
@@ -198,12 +210,21 @@ class Result {
         detail::check(fmr_result_sample_info(handle_.get(), i, &info));
         s.finish_reason = info.finish_reason;
         s.n_forced_tokens = info.n_forced_tokens;
+        s.has_confidence = info.has_confidence;
+        s.confidence_mean = info.confidence_mean;
+        s.confidence_lowest_window = info.confidence_lowest_window;
+        s.confidence_tail = info.confidence_tail;
+        s.n_probes = info.n_probes;
+        s.probe_tokens = info.probe_tokens;
         const int32_t *toks = nullptr;
         const float *lps = nullptr;
         size_t n = 0;
         detail::check(fmr_result_sample_tokens(handle_.get(), i, &toks, &lps, &n));
         s.tokens.assign(toks, toks + n);
         s.logprobs.assign(lps, lps + n);
+        const float *conf = nullptr;
+        detail::check(fmr_result_sample_confidence(handle_.get(), i, &conf, &n));
+        s.confidence.assign(conf, conf + n);
         return s;
     }
     /// Every answer voted for, by descending votes (the first is the voted answer).
@@ -214,7 +235,7 @@ class Result {
         for (size_t i = 0; i < n; i++) {
             fmr_vote v = detail::sized<fmr_vote>();
             detail::check(fmr_result_vote(handle_.get(), i, &v));
-            out.push_back(Vote{std::string(v.key, v.key_len), std::string(v.display, v.display_len), v.count});
+            out.push_back(Vote{std::string(v.key, v.key_len), std::string(v.display, v.display_len), v.count, v.weight});
         }
         return out;
     }
@@ -225,7 +246,7 @@ class Result {
         }
         fmr_vote v = detail::sized<fmr_vote>();
         detail::check(fmr_result_vote(handle_.get(), 0, &v));
-        return Vote{std::string(v.key, v.key_len), std::string(v.display, v.display_len), v.count};
+        return Vote{std::string(v.key, v.key_len), std::string(v.display, v.display_len), v.count, v.weight};
     }
     fmr_group_stats stats() const {
         fmr_group_stats s = detail::sized<fmr_group_stats>();
@@ -265,6 +286,12 @@ struct TokenEvent {
     uint32_t n_generated = 0; ///< tokens of this sample so far, this one included
     std::string_view piece;   ///< the token's bytes (may be part of a UTF-8 sequence)
     bool forced = false;      ///< appended by budget forcing
+    float confidence = 0;     ///< −mean of the step's top-k log-probabilities (0 if forced)
+    /// The step's most likely tokens and their log-probabilities, most likely first; valid only
+    /// during the callback (empty for forced tokens, with confidence off or an older library).
+    size_t top_k = 0;
+    const int32_t *top_tokens = nullptr;
+    const float *top_logprobs = nullptr;
 };
 
 /// Streaming callback: return false to cancel the rollout. An exception cancels it too and is
@@ -341,6 +368,12 @@ class Generator {
         t.n_generated = ev->n_generated;
         t.piece = std::string_view(ev->piece, ev->piece_len);
         t.forced = ev->struct_size >= offsetof(fmr_token_event, forced) + sizeof ev->forced && ev->forced;
+        if (ev->struct_size >= offsetof(fmr_token_event, top_logprobs) + sizeof ev->top_logprobs) {
+            t.confidence = ev->confidence;
+            t.top_k = ev->top_k;
+            t.top_tokens = ev->top_tokens;
+            t.top_logprobs = ev->top_logprobs;
+        }
 #ifdef FMR_NO_EXCEPTIONS
         return (*stream->fn)(t);
 #else

@@ -7,6 +7,7 @@
 
 pub mod adapter;
 pub mod answer;
+pub mod budget;
 pub mod engine;
 mod error;
 #[doc(hidden)]

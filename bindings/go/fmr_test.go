@@ -77,11 +77,16 @@ func TestErrorsCarryCodes(t *testing.T) {
 func TestSolveStreamsEveryToken(t *testing.T) {
 	g := generator(t, 2)
 	var streamed [2]strings.Builder
-	events := 0
+	var streamedConf [2][]float32
+	events, topBad := 0, 0
 	res, err := g.SolveStream(context.Background(), "What is 3 + 4?", `{"n_samples": 2, "max_tokens": 24}`,
 		func(ev TokenEvent) bool {
 			events++
 			streamed[ev.Sample].WriteString(ev.Piece)
+			streamedConf[ev.Sample] = append(streamedConf[ev.Sample], ev.Confidence)
+			if len(ev.TopTokens) != 20 || len(ev.TopLogprobs) != 20 || ev.TopLogprobs[0] > 0 {
+				topBad++
+			}
 			return true
 		})
 	if err != nil {
@@ -101,7 +106,20 @@ func TestSolveStreamsEveryToken(t *testing.T) {
 		if s.HasAnswer != (s.Answer != "") || s.HasAnswer != (s.AnswerKey != "") {
 			t.Errorf("sample %d: answer %q key %q", i, s.Answer, s.AnswerKey)
 		}
+		// Confidence is on by default: one per token, as streamed, and the summaries.
+		if len(s.Confidence) != len(s.Tokens) || !s.HasConfidence || s.ConfidenceMean <= 0 {
+			t.Errorf("sample %d: %d confidences for %d tokens (%+v)", i, len(s.Confidence), len(s.Tokens), s.HasConfidence)
+		}
+		for k, c := range streamedConf[i] {
+			if k >= len(s.Confidence) || s.Confidence[k] != c {
+				t.Errorf("sample %d token %d: streamed confidence %v", i, k, c)
+				break
+			}
+		}
 		total += len(s.Tokens)
+	}
+	if topBad > 0 {
+		t.Errorf("%d streamed tokens without their top-20", topBad)
 	}
 	if total != res.Stats.TokensGenerated {
 		t.Errorf("tokens %d vs stats %d", total, res.Stats.TokensGenerated)
@@ -114,7 +132,7 @@ func TestSolveStreamsEveryToken(t *testing.T) {
 		for _, s := range res.Samples {
 			found = found || (s.AnswerKey == v.Key && s.Answer == v.Answer)
 		}
-		if !found || v.Count < 1 {
+		if !found || v.Count < 1 || v.Weight != float64(v.Count) {
 			t.Errorf("vote %+v matches no sample", v)
 		}
 	}

@@ -110,6 +110,10 @@ type TokenEvent struct {
 	NGenerated int     // tokens this sample has generated, this one included
 	Piece      string  // the token's bytes (possibly part of a UTF-8 sequence)
 	Forced     bool    // appended by budget forcing, not sampled
+	Confidence float32 // −mean of the step's top-k log-probabilities (0 for forced tokens)
+	// TopTokens and TopLogprobs are the step's most likely tokens, most likely first (copied).
+	TopTokens   []int32
+	TopLogprobs []float32
 }
 
 type stream struct {
@@ -127,6 +131,13 @@ func tokenEvent(ev *C.fmr_token_event) TokenEvent {
 	}
 	if uintptr(ev.struct_size) >= unsafe.Offsetof(ev.forced)+unsafe.Sizeof(ev.forced) {
 		t.Forced = bool(ev.forced)
+	}
+	if uintptr(ev.struct_size) >= unsafe.Offsetof(ev.top_logprobs)+unsafe.Sizeof(ev.top_logprobs) {
+		t.Confidence = float32(ev.confidence)
+		if k := int(ev.top_k); k > 0 {
+			t.TopTokens = append([]int32(nil), unsafe.Slice((*int32)(unsafe.Pointer(ev.top_tokens)), k)...)
+			t.TopLogprobs = append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(ev.top_logprobs)), k)...)
+		}
 	}
 	return t
 }

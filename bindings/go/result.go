@@ -23,9 +23,13 @@ const (
 	FinishConsensus FinishReason = 6 // the group's samples agreed
 	FinishDeadline  FinishReason = 7 // the deadline passed
 	FinishCancelled FinishReason = 8 // the caller cancelled
+	// FinishLowConfidence: the sample's window confidence fell below the threshold.
+	FinishLowConfidence FinishReason = 9
+	// FinishProbe: answer probes agreed; the sample's answer is the probes' answer.
+	FinishProbe FinishReason = 10
 )
 
-var finishNames = [...]string{"", "eos", "stop", "length", "budget", "forced", "consensus", "deadline", "cancelled"}
+var finishNames = [...]string{"", "eos", "stop", "length", "budget", "forced", "consensus", "deadline", "cancelled", "low_confidence", "probe"}
 
 func (r FinishReason) String() string {
 	if int(r) < len(finishNames) && r > 0 {
@@ -48,13 +52,24 @@ type Sample struct {
 	Tokens       []int32
 	Logprobs     []float32 // log-probability of each token
 	ForcedTokens int       // tokens appended by budget forcing
+	// Confidence holds each token's confidence (−mean of the step's top-k log-probabilities);
+	// empty with confidence off.
+	Confidence []float32
+	// HasConfidence says whether the three summaries below are set.
+	HasConfidence          bool
+	ConfidenceMean         float32
+	ConfidenceLowestWindow float32 // lowest mean over confidence.window consecutive tokens
+	ConfidenceTail         float32 // mean over the last confidence.tail tokens
+	Probes                 int     // answer probes taken
+	ProbeTokens            int     // tokens the probes decoded (not in Tokens)
 }
 
 // Vote is one answer of the vote.
 type Vote struct {
-	Answer string // what a person should read
-	Key    string // canonical key
-	Count  int    // samples that gave it
+	Answer string  // what a person should read
+	Key    string  // canonical key
+	Count  int     // samples that gave it
+	Weight float64 // sum of their vote weights (Count when votes are not weighted)
 }
 
 // Stats summarise a group.
@@ -67,6 +82,10 @@ type Stats struct {
 	Cancelled          bool
 	Wall               time.Duration
 	Prompt             time.Duration
+	ProbeTokens        int // tokens decoded by answer probes, apart from TokensGenerated
+	// ConfidenceThreshold is the threshold samples were gated with (HasConfidenceThreshold).
+	ConfidenceThreshold    float64
+	HasConfidenceThreshold bool
 }
 
 // TokensSaved is the share of TokensFixedBudget that early stopping did not generate.
@@ -127,6 +146,12 @@ func readResult(r *C.fmr_result) (*Result, error) {
 		}
 		s.FinishReason = FinishReason(info.finish_reason)
 		s.ForcedTokens = int(info.n_forced_tokens)
+		s.HasConfidence = bool(info.has_confidence)
+		s.ConfidenceMean = float32(info.confidence_mean)
+		s.ConfidenceLowestWindow = float32(info.confidence_lowest_window)
+		s.ConfidenceTail = float32(info.confidence_tail)
+		s.Probes = int(info.n_probes)
+		s.ProbeTokens = int(info.probe_tokens)
 		var toks *C.int32_t
 		var lps *C.float
 		if err := takeError(C.fmr_result_sample_tokens(r, ci, &toks, &lps, &length)); err != nil {
@@ -135,6 +160,13 @@ func readResult(r *C.fmr_result) (*Result, error) {
 		if length > 0 {
 			s.Tokens = append([]int32(nil), unsafe.Slice((*int32)(unsafe.Pointer(toks)), int(length))...)
 			s.Logprobs = append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(lps)), int(length))...)
+		}
+		var conf *C.float
+		if err := takeError(C.fmr_result_sample_confidence(r, ci, &conf, &length)); err != nil {
+			return nil, err
+		}
+		if length > 0 {
+			s.Confidence = append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(conf)), int(length))...)
 		}
 	}
 	nv := int(C.fmr_result_n_votes(r))
@@ -149,6 +181,7 @@ func readResult(r *C.fmr_result) (*Result, error) {
 			Answer: C.GoStringN(v.display, C.int(v.display_len)),
 			Key:    C.GoStringN(v.key, C.int(v.key_len)),
 			Count:  int(v.count),
+			Weight: float64(v.weight),
 		}
 	}
 	var st C.fmr_group_stats
@@ -157,14 +190,17 @@ func readResult(r *C.fmr_result) (*Result, error) {
 		return nil, err
 	}
 	res.Stats = Stats{
-		PromptTokens:       int(st.prompt_tokens),
-		TokensGenerated:    int(st.tokens_generated),
-		TokensFixedBudget:  int(st.tokens_fixed_budget),
-		VotedCount:         int(st.voted_count),
-		StoppedByConsensus: bool(st.stopped_by_consensus),
-		Cancelled:          bool(st.cancelled),
-		Wall:               time.Duration(float64(st.wall_seconds) * float64(time.Second)),
-		Prompt:             time.Duration(float64(st.prompt_seconds) * float64(time.Second)),
+		PromptTokens:           int(st.prompt_tokens),
+		TokensGenerated:        int(st.tokens_generated),
+		TokensFixedBudget:      int(st.tokens_fixed_budget),
+		VotedCount:             int(st.voted_count),
+		StoppedByConsensus:     bool(st.stopped_by_consensus),
+		Cancelled:              bool(st.cancelled),
+		Wall:                   time.Duration(float64(st.wall_seconds) * float64(time.Second)),
+		Prompt:                 time.Duration(float64(st.prompt_seconds) * float64(time.Second)),
+		ProbeTokens:            int(st.probe_tokens),
+		ConfidenceThreshold:    float64(st.confidence_threshold),
+		HasConfidenceThreshold: bool(st.has_confidence_threshold),
 	}
 	return res, nil
 }

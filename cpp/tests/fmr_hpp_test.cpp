@@ -48,10 +48,14 @@ static void generation(const char *model_path) {
 
     // Streaming: the pieces of each sample joined are its text.
     std::string streamed[2];
+    std::vector<float> streamed_conf[2];
     size_t forced = 0;
+    bool top_ok = true;
     fmr::Result r = gen.solve("What is 3 + 4?", R"({"n_samples": 2, "max_tokens": 24})", [&](const fmr::TokenEvent &t) {
         streamed[t.sample] += t.piece;
+        streamed_conf[t.sample].push_back(t.confidence);
         forced += t.forced;
+        top_ok = top_ok && t.top_k == 20 && t.top_tokens != nullptr && t.top_logprobs[0] <= 0;
         return true;
     });
     CHECK(r.size() == 2, "samples %zu", r.size());
@@ -60,7 +64,14 @@ static void generation(const char *model_path) {
         CHECK(s.text == streamed[i], "sample %zu stream", i);
         CHECK(s.tokens.size() == s.logprobs.size() && !s.tokens.empty(), "tokens");
         CHECK(s.has_answer == !s.answer_key.empty() && s.has_answer == !s.answer_display.empty(), "answer forms");
+        // Confidence on by default: one per token, as streamed, and the sample's summaries.
+        CHECK(s.confidence.size() == s.tokens.size() && s.has_confidence && s.confidence_mean > 0, "confidence");
+        CHECK(s.confidence.size() >= streamed_conf[i].size() && s.n_probes == 0 && s.probe_tokens == 0, "conf stream");
+        for (size_t k = 0; k < streamed_conf[i].size(); k++) {
+            CHECK(streamed_conf[i][k] == s.confidence[k], "sample %zu token %zu confidence", i, k);
+        }
     }
+    CHECK(top_ok, "top-k of every streamed token");
     CHECK(forced == 0, "no budget forcing asked for");
     // The vote list: counts add up to at most the samples, each key belongs to a sample.
     std::vector<fmr::Vote> votes = r.votes();
@@ -72,7 +83,7 @@ static void generation(const char *model_path) {
             fmr::Sample s = r.sample(i);
             found = found || (s.answer_key == v.key && s.answer_display == v.display);
         }
-        CHECK(found && v.count > 0, "vote %s", v.key.c_str());
+        CHECK(found && v.count > 0 && v.weight == static_cast<double>(v.count), "vote %s", v.key.c_str());
     }
     CHECK(counted <= r.size(), "vote counts");
     CHECK(r.voted().has_value() == !votes.empty(), "voted");

@@ -326,6 +326,29 @@ impl Context {
         Ok(unsafe { std::slice::from_raw_parts(p, self.n_vocab) })
     }
 
+    /// Switches the output of hidden states on or off: while on, every batch entry that asks
+    /// for logits also gets its last hidden state ([`Context::embeddings`]).
+    pub fn set_embeddings(&mut self, on: bool) {
+        // SAFETY: valid context pointer; takes effect from the next decode.
+        unsafe { sys::llama_set_embeddings(self.ptr.as_ptr(), on) }
+    }
+
+    /// The last hidden state of batch entry `i` (length `n_embd`), after a decode with
+    /// embeddings on ([`Context::set_embeddings`]) in which the entry asked for logits.
+    pub fn embeddings(&self, i: usize) -> Result<&[f32]> {
+        // SAFETY: llama.cpp bounds-checks i and returns NULL for an entry without output.
+        let p = unsafe { sys::llama_get_embeddings_ith(self.ptr.as_ptr(), i as i32) };
+        if p.is_null() {
+            return Err(Error::new(
+                ErrorCode::Internal,
+                format!("no embeddings for batch entry {i} (are embeddings on?)"),
+            ));
+        }
+        // SAFETY: llama.cpp guarantees n_embd floats at p until the next decode; the borrow of
+        // self prevents a decode while the slice lives.
+        Ok(unsafe { std::slice::from_raw_parts(p, self.model.n_embd()) })
+    }
+
     fn memory(&self) -> sys::llama_memory_t {
         // SAFETY: valid context pointer.
         unsafe { sys::llama_get_memory(self.ptr.as_ptr()) }

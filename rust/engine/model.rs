@@ -248,6 +248,12 @@ impl Model {
         unsafe { sys::llama_vocab_n_tokens(self.vocab()).max(0) as usize }
     }
 
+    /// Width of the model's hidden state (the length of a token's embedding).
+    pub fn n_embd(&self) -> usize {
+        // SAFETY: valid model pointer.
+        unsafe { sys::llama_model_n_embd(self.ptr.as_ptr()).max(0) as usize }
+    }
+
     /// Context length the model was trained with.
     pub fn n_ctx_train(&self) -> usize {
         // SAFETY: valid model pointer.

@@ -100,6 +100,18 @@ pub struct fmr_token_event {
     /// of a sample's text is streamed, so the pieces joined equal the result's text. Read it
     /// only when `struct_size` covers it (libraries older than this field do not send it).
     pub forced: bool,
+    /// Padding (the fields below were added after 0.2.0: read them only when `struct_size`
+    /// covers them).
+    pub _reserved0: [u8; 7],
+    /// The token's confidence: −mean of the step's top-k log-probabilities (0 for forced
+    /// tokens or with confidence off).
+    pub confidence: f32,
+    /// Entries in `top_tokens` and `top_logprobs` (0 for forced tokens or with confidence off).
+    pub top_k: u32,
+    /// The step's most likely tokens, most likely first; valid only during the call.
+    pub top_tokens: *const i32,
+    /// Their log-probabilities (nats).
+    pub top_logprobs: *const f32,
 }
 
 /// Streaming callback: return false to cancel the rollout (the solve then succeeds with
@@ -222,8 +234,13 @@ pub unsafe extern "C" fn fmr_generator_free(generator: *mut fmr_generator) {
 /// errors. Keys: `prompt` {`system`, `format`: {`kind`: `model`|`builtin`|`pattern`|`raw`, …}},
 /// `n_samples`, `sampling` {`temperature`, `top_k`, `top_p`, `min_p`, `seed`}, `max_tokens`,
 /// `stop_strings`, `stop_at_boxed`, `thinking_budget`, `budget_forcing` {`text`,
-/// `extra_tokens`}, `group_token_budget`, `consensus` {`rule`: `off`|`k_of_n`|`lossless`, `k`},
-/// `deadline_ms`, `answer` (extraction options). `hooks` may be NULL. On success writes a new
+/// `extra_tokens`}, `group_token_budget`, `consensus` {`rule`:
+/// `off`|`k_of_n`|`lossless`|`weighted`, `k`, `tau`, `min_votes`}, `deadline_ms`, `answer`
+/// (extraction options), `confidence` {`top_k`, `window`, `tail`, `keep_top_logprobs`}, `vote`
+/// {`weight`: `none`|`mean`|`lowest_window`|`tail`, `top_percent`}, `confidence_stop`
+/// {`threshold`: {`source`: `warmup` (`samples`, `percentile`) | `file` (`path`,
+/// `percentile`) | `fixed` (`value`)}}, `probe` {`every`, `text`, `max_tokens`, `agree`},
+/// `esc` {`window`}; the README's table describes each. `hooks` may be NULL. On success writes a new
 /// result to `*out` (release with `fmr_result_free`); a cancelled run still succeeds with
 /// `cancelled` set in its stats. One call at a time per generator (`FMR_ERR_BUSY` otherwise).
 ///
@@ -272,6 +289,11 @@ pub unsafe extern "C" fn fmr_generator_solve(
                 piece: ev.piece.as_ptr().cast(),
                 piece_len: ev.piece.len(),
                 forced: ev.forced,
+                _reserved0: [0; 7],
+                confidence: ev.confidence,
+                top_k: ev.top_tokens.len() as u32,
+                top_tokens: ev.top_tokens.as_ptr(),
+                top_logprobs: ev.top_logprobs.as_ptr(),
             };
             // SAFETY: the host's callback with its own user_data; event lives for the call.
             unsafe { cb(&event, h.user_data) }

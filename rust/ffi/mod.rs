@@ -10,6 +10,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod boundary;
+pub mod budget;
 pub mod cancel;
 pub mod device;
 pub mod error;

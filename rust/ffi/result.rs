@@ -26,6 +26,10 @@ pub const FMR_FINISH_CONSENSUS: fmr_finish_reason = 6;
 pub const FMR_FINISH_DEADLINE: fmr_finish_reason = 7;
 /// The caller cancelled.
 pub const FMR_FINISH_CANCELLED: fmr_finish_reason = 8;
+/// The sample's window confidence fell below the threshold (`confidence_stop`).
+pub const FMR_FINISH_LOW_CONFIDENCE: fmr_finish_reason = 9;
+/// Answer probes agreed (`probe`); the sample's answer is the probes' answer.
+pub const FMR_FINISH_PROBE: fmr_finish_reason = 10;
 
 /// A group result. Immutable: a `const fmr_result*` may be read from several threads. Every
 /// pointer an accessor returns stays valid until `fmr_result_free`.
@@ -128,6 +132,21 @@ pub struct fmr_sample_info {
     pub n_forced_tokens: usize,
     /// Whether an answer was extracted.
     pub has_answer: bool,
+    /// Padding (the fields below were added after 0.2.0).
+    pub _reserved0: [u8; 7],
+    /// Mean token confidence (−mean of each step's top-k log-probabilities) over the sampled
+    /// tokens; 0 when `has_confidence` is false.
+    pub confidence_mean: f32,
+    /// Lowest mean confidence over `confidence.window` consecutive sampled tokens.
+    pub confidence_lowest_window: f32,
+    /// Mean confidence of the last `confidence.tail` sampled tokens.
+    pub confidence_tail: f32,
+    /// Whether the three confidences are set (confidence on and a token sampled).
+    pub has_confidence: bool,
+    /// Answer probes taken.
+    pub n_probes: usize,
+    /// Tokens decoded by the sample's probes (not part of `n_tokens`).
+    pub probe_tokens: usize,
 }
 
 /// Group summary (caller-allocated output: set `struct_size`).
@@ -152,19 +171,27 @@ pub struct fmr_group_stats {
     pub wall_seconds: f64,
     /// Seconds spent on the prompt.
     pub prompt_seconds: f64,
+    /// Tokens decoded by answer probes, apart from `tokens_generated` (added after 0.2.0).
+    pub probe_tokens: usize,
+    /// The confidence threshold samples were gated with (when `has_confidence_threshold`).
+    pub confidence_threshold: f64,
+    /// Whether a confidence threshold applied.
+    pub has_confidence_threshold: bool,
 }
 
 // SAFETY: repr(C), struct_size first, plain data.
 unsafe impl Growable for fmr_sample_info {
     const NAME: &'static str = "fmr_sample_info";
-    const MIN_SIZE: usize = std::mem::size_of::<fmr_sample_info>();
+    /// Version 1 (0.2) ended before `confidence_mean`.
+    const MIN_SIZE: usize = std::mem::offset_of!(fmr_sample_info, confidence_mean);
     const INIT: &'static str = "set it to sizeof(fmr_sample_info)";
 }
 
 // SAFETY: repr(C), struct_size first, plain data.
 unsafe impl Growable for fmr_group_stats {
     const NAME: &'static str = "fmr_group_stats";
-    const MIN_SIZE: usize = std::mem::size_of::<fmr_group_stats>();
+    /// Version 1 (0.2) ended before `probe_tokens`.
+    const MIN_SIZE: usize = std::mem::offset_of!(fmr_group_stats, probe_tokens);
     const INIT: &'static str = "set it to sizeof(fmr_group_stats)";
 }
 
@@ -187,12 +214,15 @@ pub struct fmr_vote {
     pub display_len: usize,
     /// Samples that voted for it.
     pub count: usize,
+    /// Sum of their vote weights (`count` when votes are not weighted; added after 0.2.0).
+    pub weight: f64,
 }
 
 // SAFETY: repr(C), struct_size first, plain data (pointers into the result).
 unsafe impl Growable for fmr_vote {
     const NAME: &'static str = "fmr_vote";
-    const MIN_SIZE: usize = std::mem::size_of::<fmr_vote>();
+    /// Version 1 (0.2) ended before `weight`.
+    const MIN_SIZE: usize = std::mem::offset_of!(fmr_vote, weight);
     const INIT: &'static str = "set it to sizeof(fmr_vote)";
 }
 
@@ -333,6 +363,79 @@ pub unsafe extern "C" fn fmr_result_sample_tokens(
     })
 }
 
+/// The confidence of each token of sample `i` (−mean of the step's top-k log-probabilities,
+/// nats; 0 for forced tokens): `*n` entries, one per token of `fmr_result_sample_tokens`, or
+/// 0 when confidence was off. The array belongs to the result.
+///
+/// # Safety
+/// `result` is live; `confidence` and `n` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn fmr_result_sample_confidence(
+    result: *const fmr_result,
+    i: usize,
+    confidence: *mut *const f32,
+    n: *mut usize,
+) -> *mut fmr_error {
+    guard(|| {
+        non_null(result, "result")?;
+        non_null(confidence, "confidence")?;
+        non_null(n, "n")?;
+        // SAFETY: live per the contract.
+        let r = unsafe { &*result };
+        r.check_sample(i)?;
+        let s = &r.result.samples[i];
+        // SAFETY: writable per the contract.
+        unsafe {
+            *confidence = s.token_confidence.as_ptr();
+            *n = s.token_confidence.len();
+        }
+        Ok(())
+    })
+}
+
+/// The top-k log-probabilities of each token of sample `i`, kept when the rollout asked for
+/// them (`confidence.keep_top_logprobs`): `*n` tokens × `*k` entries, row-major, most likely
+/// first (`tokens[t * k + j]`, `logprobs[t * k + j]`; forced tokens hold −1 and 0). `*n` is 0
+/// when they were not kept. The arrays belong to the result.
+///
+/// # Safety
+/// `result` is live; `tokens`, `logprobs`, `k` and `n` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn fmr_result_sample_top_logprobs(
+    result: *const fmr_result,
+    i: usize,
+    tokens: *mut *const i32,
+    logprobs: *mut *const f32,
+    k: *mut usize,
+    n: *mut usize,
+) -> *mut fmr_error {
+    guard(|| {
+        non_null(result, "result")?;
+        non_null(tokens, "tokens")?;
+        non_null(logprobs, "logprobs")?;
+        non_null(k, "k")?;
+        non_null(n, "n")?;
+        // SAFETY: live per the contract.
+        let r = unsafe { &*result };
+        r.check_sample(i)?;
+        let s = &r.result.samples[i];
+        let rows = s.tokens.len();
+        let per = if rows > 0 && !s.top_tokens.is_empty() {
+            s.top_tokens.len() / rows
+        } else {
+            0
+        };
+        // SAFETY: writable per the contract.
+        unsafe {
+            *tokens = s.top_tokens.as_ptr();
+            *logprobs = s.top_logprobs.as_ptr();
+            *k = per;
+            *n = if per > 0 { rows } else { 0 };
+        }
+        Ok(())
+    })
+}
+
 /// Summary of sample `i`, written to the caller's struct (set `info->struct_size` first).
 ///
 /// # Safety
@@ -352,12 +455,24 @@ pub unsafe extern "C" fn fmr_result_sample_info(
         // SAFETY: the caller's struct per the contract.
         let size = unsafe { out_size(info) }?;
         let s = &r.result.samples[i];
+        let c = s.confidence.unwrap_or(crate::generate::SampleConfidence {
+            mean: 0.0,
+            lowest_window: 0.0,
+            tail: 0.0,
+        });
         let value = fmr_sample_info {
             struct_size: 0,
             finish_reason: s.finish_reason as u32,
             n_tokens: s.tokens.len(),
             n_forced_tokens: s.forced_tokens,
             has_answer: s.answer.is_some(),
+            _reserved0: [0; 7],
+            confidence_mean: c.mean,
+            confidence_lowest_window: c.lowest_window,
+            confidence_tail: c.tail,
+            has_confidence: s.confidence.is_some(),
+            n_probes: s.probes.len(),
+            probe_tokens: s.probe_tokens,
         };
         // SAFETY: writable for size bytes per the contract.
         unsafe { write_out(info, size, value) };
@@ -410,6 +525,7 @@ pub unsafe extern "C" fn fmr_result_vote(
             display: display.as_ptr().cast(),
             display_len: display.len() - 1,
             count: v.count,
+            weight: v.weight,
         };
         // SAFETY: writable for size bytes per the contract.
         unsafe { write_out(vote, size, value) };
@@ -448,6 +564,9 @@ pub unsafe extern "C" fn fmr_result_stats(
                     cancelled: r.cancelled,
                     wall_seconds: r.wall_seconds,
                     prompt_seconds: r.prompt_seconds,
+                    probe_tokens: r.probe_tokens,
+                    confidence_threshold: r.confidence_threshold.unwrap_or(0.0),
+                    has_confidence_threshold: r.confidence_threshold.is_some(),
                 },
             )
         };
@@ -514,6 +633,8 @@ mod tests {
             (FMR_FINISH_CONSENSUS, FinishReason::Consensus),
             (FMR_FINISH_DEADLINE, FinishReason::Deadline),
             (FMR_FINISH_CANCELLED, FinishReason::Cancelled),
+            (FMR_FINISH_LOW_CONFIDENCE, FinishReason::LowConfidence),
+            (FMR_FINISH_PROBE, FinishReason::Probe),
         ];
         for (c, r) in pairs {
             assert_eq!(c, r as u32);

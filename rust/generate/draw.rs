@@ -17,6 +17,9 @@ pub(super) struct DrawJob<'a> {
     pub sample: usize,
     pub sampler: &'a mut Sampler,
     pub logits_idx: usize,
+    /// A saved logits row to draw from instead of the batch entry (a sample that starts
+    /// after its group's prompt was evaluated draws its first token from the prompt's row).
+    pub saved: Option<&'a [f32]>,
     /// Tokens the sample has so far (for error messages).
     pub n_generated: usize,
 }
@@ -38,7 +41,10 @@ pub(super) type Drawn = (usize, usize, Result<Draw>);
 pub(super) fn draw_all(ctx: &Context, jobs: Vec<DrawJob<'_>>) -> Result<Vec<Drawn>> {
     let mut rows = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let row = ctx.logits(job.logits_idx)?;
+        let row = match job.saved {
+            Some(r) => r,
+            None => ctx.logits(job.logits_idx)?,
+        };
         rows.push((job, row));
     }
     let draw = |(job, row): (DrawJob<'_>, &[f32])| -> Drawn {

@@ -6,6 +6,7 @@
 //! forcing) or the whole group (consensus, a total token budget, a deadline, cancellation).
 
 mod answer_key;
+mod confidence;
 mod draw;
 mod group;
 mod params;
@@ -19,10 +20,14 @@ mod stop;
 mod vote;
 
 pub use answer_key::{verifier_answer_key, AnswerKey};
-pub use params::{BudgetForcing, ConsensusRule, RolloutParams};
+pub use confidence::{percentile, Calibration, SampleConfidence};
+pub use params::{
+    BudgetForcing, ConfidenceParams, ConfidenceStop, ConsensusRule, EscParams, ProbeParams,
+    RolloutParams, ThresholdSource, VoteParams, VoteWeight,
+};
 pub use prompt::{PromptFormat, PromptParams};
-pub use result::{FinishReason, GroupResult, SampleResult, VoteEntry};
+pub use result::{FinishReason, GroupResult, ProbeRecord, SampleResult, VoteEntry};
 pub use rollout::{Generator, RolloutHooks, TokenEvent};
-pub use sampling::{token_logprob, BadLogits, Sampler, SamplingParams};
+pub use sampling::{token_confidence, token_logprob, BadLogits, Sampler, SamplingParams};
 pub use schedule::GroupRequest;
 pub use vote::{consensus_reached, VoteTally};

@@ -1,7 +1,8 @@
 //! The validate stage of a rollout: parameters, prompt and context checked against each other
 //! before anything touches the KV cache.
 
-use super::params::RolloutParams;
+use super::confidence::{percentile, Calibration};
+use super::params::{RolloutParams, ThresholdSource};
 use crate::engine::{Context, Token};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -11,6 +12,50 @@ pub(super) struct RolloutPlan {
     pub forcing: Vec<Token>,
     /// Most tokens one sample can generate (sampled + forced + extra).
     pub per_sample: usize,
+    /// Tokens of the probe text (empty without probes).
+    pub probe_text: Vec<Token>,
+    /// The confidence threshold known before the rollout (calibration file or fixed value).
+    pub threshold: Option<f64>,
+}
+
+impl RolloutPlan {
+    /// Batch entries a group may add in one step: a token per sample plus the forced text,
+    /// and per probe slot its text and the sample's token.
+    pub fn batch_slots(&self, params: &RolloutParams) -> usize {
+        let n = params.n_samples;
+        let probes = if params.probe.is_some() {
+            n * (1 + self.probe_text.len())
+        } else {
+            0
+        };
+        n * (1 + self.forcing.len()) + probes
+    }
+
+    /// KV cells a probe adds to its sample's (unified cache).
+    pub fn probe_cells(&self, params: &RolloutParams) -> usize {
+        params
+            .probe
+            .as_ref()
+            .map_or(0, |p| 1 + self.probe_text.len() + p.max_tokens)
+    }
+}
+
+/// The threshold of a calibration file or a fixed value (`None` for a warm-up or no gate).
+fn known_threshold(params: &RolloutParams) -> Result<Option<f64>> {
+    let Some(stop) = &params.confidence_stop else {
+        return Ok(None);
+    };
+    Ok(match &stop.threshold {
+        ThresholdSource::Warmup { .. } => None,
+        ThresholdSource::Fixed { value } => Some(*value),
+        ThresholdSource::File {
+            path,
+            percentile: p,
+        } => {
+            let c = Calibration::load(path, params.confidence.top_k, params.confidence.window)?;
+            percentile(&c.confidences, *p)
+        }
+    })
 }
 
 impl RolloutPlan {
@@ -28,9 +73,15 @@ impl RolloutPlan {
         if prompt.is_empty() {
             return Err(Error::invalid("prompt is empty"));
         }
-        if n > ctx.n_seq_max() as usize {
+        let seqs = params.sequences_needed();
+        if seqs > ctx.n_seq_max() as usize {
             return Err(Error::invalid(format!(
-                "n_samples {n} exceeds the context's n_seq_max {}",
+                "{seqs} sequences ({n} samples{}) exceed the context's n_seq_max {}",
+                if params.probe.is_some() {
+                    " and their probes"
+                } else {
+                    ""
+                },
                 ctx.n_seq_max()
             )));
         }
@@ -44,19 +95,28 @@ impl RolloutPlan {
             Some(f) => model.tokenize(&f.text, false, true)?,
             None => Vec::new(),
         };
+        let probe_text: Vec<Token> = match &params.probe {
+            Some(p) => model.tokenize(&p.text, false, true)?,
+            None => Vec::new(),
+        };
+        let threshold = known_threshold(params)?;
         let per_sample = params.max_tokens_per_sample(forcing.len());
+        let probe_cells = params
+            .probe
+            .as_ref()
+            .map_or(0, |p| 1 + probe_text.len() + p.max_tokens);
         // A unified cache holds the prompt once plus every sample; a split one gives each sample
         // a stream of n_ctx_seq cells holding its copy of the prompt.
         let unified = ctx.n_ctx_seq() == ctx.n_ctx();
         let (needed, room, what) = if unified {
             (
-                prompt.len() + n * per_sample,
+                prompt.len() + n * (per_sample + probe_cells),
                 ctx.n_ctx(),
                 "n_ctx".to_string(),
             )
         } else {
             (
-                prompt.len() + per_sample,
+                prompt.len() + per_sample + probe_cells,
                 ctx.n_ctx_seq(),
                 format!(
                     "the per-sequence context {} (n_ctx {} / n_seq_max {})",
@@ -76,16 +136,19 @@ impl RolloutPlan {
                 ),
             ));
         }
-        if n * (1 + forcing.len()) > ctx.n_batch() as usize {
+        let plan = RolloutPlan {
+            forcing,
+            per_sample,
+            probe_text,
+            threshold,
+        };
+        let slots = plan.batch_slots(params);
+        if slots > ctx.n_batch() as usize {
             return Err(Error::invalid(format!(
-                "n_samples x (1 + forced tokens) = {} exceeds n_batch {}",
-                n * (1 + forcing.len()),
+                "n_samples x (1 + forced tokens + probe text tokens) = {slots} exceeds n_batch {}",
                 ctx.n_batch()
             )));
         }
-        Ok(RolloutPlan {
-            forcing,
-            per_sample,
-        })
+        Ok(plan)
     }
 }

@@ -29,6 +29,14 @@ pub struct TokenEvent<'a> {
     /// stream carries every token of a sample's text, so the streamed pieces joined equal
     /// [`super::SampleResult::text`].
     pub forced: bool,
+    /// The token's confidence: −mean of the step's top-k log-probabilities (0 for forced
+    /// tokens or with confidence off).
+    pub confidence: f32,
+    /// The step's `confidence.top_k` most likely tokens, most likely first (empty for forced
+    /// tokens or with confidence off).
+    pub top_tokens: &'a [Token],
+    /// Their log-probabilities (same length as `top_tokens`).
+    pub top_logprobs: &'a [f32],
 }
 
 /// Caller hooks for a rollout. Both are optional.

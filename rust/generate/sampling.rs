@@ -78,6 +78,11 @@ pub struct Sampler {
     rng: SplitMix64,
     /// Candidate (scaled logit, token) pairs, reused across steps.
     candidates: Vec<(f32, Token)>,
+    /// How many of the most likely tokens [`Sampler::top_logprobs`] reports (0 = none).
+    top_k_logprobs: usize,
+    /// The most likely tokens of the last step: (raw logit, token) while sampling, then
+    /// (log-probability, token) sorted by descending probability.
+    top: Vec<(f32, Token)>,
 }
 
 impl Sampler {
@@ -88,7 +93,24 @@ impl Sampler {
             params: params.clone(),
             rng: SplitMix64(seed),
             candidates: Vec::new(),
+            top_k_logprobs: 0,
+            top: Vec::new(),
         })
+    }
+
+    /// Also reports the `k` most likely tokens of every step ([`Sampler::top_logprobs`]),
+    /// found in the pass over the logits that sampling makes anyway (0 = off).
+    pub fn with_top_logprobs(mut self, k: usize) -> Sampler {
+        self.top_k_logprobs = k;
+        self
+    }
+
+    /// The `k` most likely tokens of the last [`Sampler::sample`] call (fewer when the
+    /// vocabulary is smaller) as (log-probability, token) pairs in descending order, with
+    /// log-probabilities under the same distribution as the drawn token's. Empty when
+    /// [`Sampler::with_top_logprobs`] was not set.
+    pub fn top_logprobs(&self) -> &[(f32, Token)] {
+        &self.top
     }
 
     /// Draws a token from `logits` (one row, length n_vocab) and returns it with its
@@ -113,8 +135,22 @@ impl Sampler {
         }
         let log_z = log_sum_exp_scaled(logits, max, inv_t);
         let logprob = |t: Token| (logits[t as usize] - max) * inv_t - log_z;
+        let k_top = self.top_k_logprobs;
+        self.top.clear();
         if p.temperature == 0.0 {
-            let t = argmax(logits);
+            let t = if k_top > 0 {
+                // The argmax is the first of the top tokens: one pass finds both.
+                let mut top_min = f32::NEG_INFINITY;
+                for (i, &l) in logits.iter().enumerate() {
+                    if l > top_min || self.top.len() < k_top {
+                        top_min = push_top(&mut self.top, k_top, l, i as Token);
+                    }
+                }
+                finish_top(&mut self.top, max, inv_t, log_z);
+                self.top[0].1
+            } else {
+                argmax(logits)
+            };
             return Ok((t, logprob(t)));
         }
         // Candidates: every token min-p could keep (scaled logit >= ln(min_p)); all tokens when
@@ -126,9 +162,23 @@ impl Sampler {
             f32::NEG_INFINITY
         };
         self.candidates.clear();
-        for (i, &l) in logits.iter().enumerate() {
-            if l >= raw_floor {
-                self.candidates.push(((l - max) * inv_t, i as Token));
+        if k_top > 0 {
+            // The same pass keeps the k largest logits (a compare per token; rare inserts).
+            let mut top_min = f32::NEG_INFINITY;
+            for (i, &l) in logits.iter().enumerate() {
+                if l >= raw_floor {
+                    self.candidates.push(((l - max) * inv_t, i as Token));
+                }
+                if l > top_min || self.top.len() < k_top {
+                    top_min = push_top(&mut self.top, k_top, l, i as Token);
+                }
+            }
+            finish_top(&mut self.top, max, inv_t, log_z);
+        } else {
+            for (i, &l) in logits.iter().enumerate() {
+                if l >= raw_floor {
+                    self.candidates.push(((l - max) * inv_t, i as Token));
+                }
             }
         }
         let by_logit_desc =
@@ -173,6 +223,50 @@ impl Sampler {
         }
         Ok((chosen, logprob(chosen)))
     }
+}
+
+/// Turns the kept (raw logit, token) pairs into (log-probability, token), most likely first
+/// (ties: lower token id first, as the argmax).
+fn finish_top(top: &mut [(f32, Token)], max: f32, inv_t: f32, log_z: f32) {
+    for e in top.iter_mut() {
+        e.0 = (e.0 - max) * inv_t - log_z;
+    }
+    top.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+}
+
+/// Offers (logit `l`, token `t`) to `top`, which keeps at most `k` of the largest logits seen
+/// (earlier tokens win ties); returns the smallest logit kept once `top` is full (every
+/// later logit must exceed it to enter), or −∞ while it is not.
+fn push_top(top: &mut Vec<(f32, Token)>, k: usize, l: f32, t: Token) -> f32 {
+    if top.len() < k {
+        top.push((l, t));
+    } else {
+        // Replace the smallest (the latest of equal ones is replaced first, so ties keep the
+        // earlier token).
+        let mut at = 0;
+        for (j, e) in top.iter().enumerate() {
+            if e.0 < top[at].0 || (e.0 == top[at].0 && e.1 > top[at].1) {
+                at = j;
+            }
+        }
+        if l <= top[at].0 {
+            return top[at].0;
+        }
+        top[at] = (l, t);
+    }
+    if top.len() < k {
+        return f32::NEG_INFINITY;
+    }
+    top.iter().map(|e| e.0).fold(f32::INFINITY, f32::min)
+}
+
+/// Token confidence (DeepConf): the negative mean of the top-k log-probabilities of a step
+/// (high when the distribution is peaked). 0 for an empty list.
+pub fn token_confidence(top: &[(f32, Token)]) -> f32 {
+    if top.is_empty() {
+        return 0.0;
+    }
+    -top.iter().map(|e| e.0).sum::<f32>() / top.len() as f32
 }
 
 /// Why a logits row could not be sampled.

@@ -99,10 +99,10 @@ impl Schedule<'_> {
             .iter()
             .map(|(prompt, params)| {
                 let plan = RolloutPlan::new(ctx, prompt, params)?;
-                if params.n_samples > max_sequences {
+                if params.sequences_needed() > max_sequences {
                     return Err(Error::invalid(format!(
-                        "n_samples {} exceeds the {max_sequences} sequences in flight",
-                        params.n_samples
+                        "the group's {} sequences exceed the {max_sequences} sequences in flight",
+                        params.sequences_needed()
                     )));
                 }
                 Ok(plan)
@@ -211,10 +211,10 @@ impl Schedule<'_> {
                         continue;
                     }
                 };
-                let n = params.n_samples;
-                let slots = n * (1 + plan.forcing.len());
+                let n = params.sequences_needed();
+                let slots = plan.batch_slots(params);
                 let cells = if unified {
-                    prompt.len() + n * plan.per_sample
+                    prompt.len() + params.n_samples * (plan.per_sample + plan.probe_cells(params))
                 } else {
                     0
                 };
@@ -309,11 +309,11 @@ impl Schedule<'_> {
             // Groups whose prompt was just evaluated: share it with every sample.
             for a in active.iter_mut() {
                 if let Some(idx) = a.prompt_last.take() {
-                    let seqs = a.run.seqs().to_vec();
+                    let seqs = a.run.sample_seqs().to_vec();
                     for &s in &seqs[1..] {
                         ctx.copy_sequence(seqs[0], s)?;
                     }
-                    a.run.prompt_done(idx);
+                    a.run.prompt_done(ctx, idx)?;
                     a.prompt_seconds = a.start.elapsed().as_secs_f64();
                 }
             }

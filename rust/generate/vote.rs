@@ -15,22 +15,51 @@ impl VoteTally {
         Self::default()
     }
 
-    /// Adds one vote for `answer`.
+    /// Adds one vote of weight 1 for `answer`.
     pub fn add(&mut self, answer: &str) {
+        self.add_weighted(answer, 1.0);
+    }
+
+    /// Adds one vote of weight `weight` (>= 0) for `answer`.
+    pub fn add_weighted(&mut self, answer: &str, weight: f64) {
         match self.entries.iter_mut().find(|e| e.answer == answer) {
-            Some(e) => e.count += 1,
+            Some(e) => {
+                e.count += 1;
+                e.weight += weight;
+            }
             None => self.entries.push(VoteEntry {
                 answer: answer.to_string(),
                 count: 1,
+                weight,
             }),
         }
     }
 
-    /// Entries by descending count; equal counts keep first-appearance order.
+    /// Entries by descending weight (the count when every vote weighs 1); equal weights keep
+    /// first-appearance order.
     pub fn ranked(&self) -> Vec<VoteEntry> {
         let mut v = self.entries.clone();
-        v.sort_by_key(|e| std::cmp::Reverse(e.count)); // stable: ties keep insertion order
+        v.sort_by(|a, b| b.weight.total_cmp(&a.weight)); // stable: ties keep insertion order
         v
+    }
+
+    /// Votes cast.
+    pub fn votes(&self) -> usize {
+        self.entries.iter().map(|e| e.count).sum()
+    }
+
+    /// The answer with the most weight and its share of the total weight (`None` when no vote
+    /// or no weight was cast).
+    pub fn weighted_leader(&self) -> Option<(&str, f64)> {
+        let total: f64 = self.entries.iter().map(|e| e.weight).sum();
+        let mut best: Option<&VoteEntry> = None;
+        for e in &self.entries {
+            if best.is_none_or(|b| e.weight > b.weight) {
+                best = Some(e);
+            }
+        }
+        let b = best?;
+        (total > 0.0).then(|| (b.answer.as_str(), b.weight / total))
     }
 
     /// The leading answer and its count, then the runner-up's count (0 if none).
@@ -64,6 +93,12 @@ pub fn consensus_reached(rule: &ConsensusRule, tally: &VoteTally, running: usize
         ConsensusRule::Off => false,
         ConsensusRule::KOfN { k } => lead >= *k,
         ConsensusRule::Lossless => lead > second + running,
+        ConsensusRule::Weighted { tau, min_votes } => {
+            tally.votes() >= *min_votes
+                && tally
+                    .weighted_leader()
+                    .is_some_and(|(_, share)| share >= *tau)
+        }
     }
 }
 
@@ -94,6 +129,32 @@ mod tests {
         assert!(!consensus_reached(&ConsensusRule::KOfN { k: 3 }, &t, 5));
         assert!(consensus_reached(&ConsensusRule::KOfN { k: 2 }, &t, 5));
         assert!(!consensus_reached(&ConsensusRule::Off, &t, 0));
+    }
+
+    #[test]
+    fn weighted_rule_uses_the_share_of_the_weight() {
+        let mut t = VoteTally::new();
+        t.add_weighted("a", 9.0);
+        t.add_weighted("b", 1.0);
+        let rule = ConsensusRule::Weighted {
+            tau: 0.9,
+            min_votes: 2,
+        };
+        assert!(consensus_reached(&rule, &t, 5));
+        let strict = ConsensusRule::Weighted {
+            tau: 0.95,
+            min_votes: 2,
+        };
+        assert!(!consensus_reached(&strict, &t, 5));
+        let more = ConsensusRule::Weighted {
+            tau: 0.5,
+            min_votes: 3,
+        };
+        assert!(!consensus_reached(&more, &t, 5));
+        // weights rank the answers: one heavy vote beats two light ones
+        t.add_weighted("b", 1.0);
+        assert_eq!(t.ranked()[0].answer, "a");
+        assert_eq!(t.ranked()[1].count, 2);
     }
 
     #[test]

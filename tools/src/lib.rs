@@ -6,6 +6,7 @@
 //! for set-up's model cache.
 
 pub mod args;
+pub mod budget_cli;
 pub mod chart_font;
 pub mod data;
 pub mod models;

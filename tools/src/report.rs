@@ -136,6 +136,12 @@ mod tests {
             answer: key.map(str::to_string),
             answer_display: display.map(str::to_string),
             forced_tokens: 0,
+            token_confidence: Vec::new(),
+            confidence: None,
+            top_tokens: Vec::new(),
+            top_logprobs: Vec::new(),
+            probes: Vec::new(),
+            probe_tokens: 0,
         }
     }
 
@@ -155,10 +161,12 @@ mod tests {
                 VoteEntry {
                     answer: "q:1/2".into(),
                     count: 1,
+                    weight: 1.0,
                 },
                 VoteEntry {
                     answer: "q:3".into(),
                     count: 1,
+                    weight: 1.0,
                 },
             ],
             voted_answer: Some("q:1/2".into()),
@@ -168,6 +176,8 @@ mod tests {
             cancelled: false,
             wall_seconds: 1.5,
             prompt_seconds: 0.1,
+            probe_tokens: 0,
+            confidence_threshold: None,
         }
     }
 

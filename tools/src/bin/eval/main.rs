@@ -9,6 +9,11 @@
 //!             [--params JSON] [--threads N] [--out FILE.jsonl] [--baseline FILE.jsonl]
 //!             [--texts FILE.jsonl]   (every completion as {"gold", "completion"}, for verifier studies)
 //!             [--in-flight N]        (samples decoding together across problems, default 16)
+//!             [--calibration-out FILE.json]  (lowest window confidences of the samples that ended
+//!                                             on their own: a `confidence_stop` calibration file)
+//!             [--budget-model DIR [--budget-encoder JSON] [--budget-quantile Q] [--budget-margin M]]
+//!                                   (each problem's max_tokens from the token scheduler: the
+//!                                    predicted Q-quantile of its lengths × M, at most max_tokens)
 
 mod heldout;
 
@@ -39,6 +44,8 @@ struct Args {
     adapter: Option<String>,
     temperature: f32,
     in_flight: usize,
+    calibration_out: Option<String>,
+    budget: fmr_tools::budget_cli::BudgetArgs,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -56,6 +63,8 @@ fn parse_args() -> Result<Args, String> {
         adapter: None,
         temperature: 0.0,
         in_flight: 16,
+        calibration_out: None,
+        budget: Default::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,6 +89,8 @@ fn parse_args() -> Result<Args, String> {
             "--in-flight" => {
                 a.in_flight = val()?.parse().map_err(|e| format!("--in-flight: {e}"))?
             }
+            "--calibration-out" => a.calibration_out = Some(val()?),
+            f if a.budget.parse(f, &mut val)? => {}
             "--temperature" => {
                 a.temperature = val()?.parse().map_err(|e| format!("--temperature: {e}"))?
             }
@@ -107,11 +118,25 @@ struct SampleRecord {
     #[serde(default)]
     answer: Option<String>,
     correct: bool,
+    /// Confidence summary (mean, lowest window, tail).
+    #[serde(default)]
+    confidence: Option<fmr::generate::SampleConfidence>,
+    /// Per-token confidences (for replaying confidence rules).
+    #[serde(default)]
+    token_confidence: Vec<f32>,
+    /// Answer probes taken.
+    #[serde(default)]
+    probes: Vec<fmr::generate::ProbeRecord>,
+    #[serde(default)]
+    probe_tokens: usize,
 }
 
 #[derive(Serialize, Deserialize)]
 struct ProblemRecord {
     index: usize,
+    /// The problem text.
+    #[serde(default)]
+    problem: String,
     gold: String,
     /// The voted answer's key.
     voted: Option<String>,
@@ -125,6 +150,12 @@ struct ProblemRecord {
     tokens_fixed_budget: usize,
     stopped_by_consensus: bool,
     wall_seconds: f64,
+    /// Tokens decoded by answer probes (apart from tokens_generated).
+    #[serde(default)]
+    probe_tokens: usize,
+    /// The token budget the scheduler gave this problem (`--budget-model`).
+    #[serde(default)]
+    max_tokens: Option<usize>,
 }
 
 fn run() -> Result<(), String> {
@@ -141,10 +172,12 @@ fn run() -> Result<(), String> {
     let verify_opts = report::verify_options(&params);
     let path = fmr_tools::models::resolve_model(&args.model)?;
     let model = Arc::new(Model::load(&path, &args.device.params).map_err(|e| e.to_string())?);
-    // Problems decode together: `--in-flight` sequences (samples) at once.
-    let in_flight = args.in_flight.max(params.n_samples);
+    // Problems decode together: `--in-flight` sequences (samples, and probes) at once.
+    let per_group = params.sequences_needed();
+    let in_flight = args.in_flight.max(params.n_samples) * per_group / params.n_samples;
+    let probe_room = params.probe.as_ref().map_or(0, |p| p.max_tokens + 64);
     let cp = ContextParams {
-        n_ctx: (in_flight * (1024 + params.max_tokens + 64)) as u32,
+        n_ctx: (in_flight * (1024 + params.max_tokens + 64 + probe_room)) as u32,
         n_seq_max: in_flight as u32,
         n_threads: args.threads,
         ..Default::default()
@@ -168,23 +201,33 @@ fn run() -> Result<(), String> {
         "params: {}",
         serde_json::to_string(&params).map_err(|e| e.to_string())?
     );
+    let texts_of: Vec<&str> = problems.iter().map(|p| p.question.as_str()).collect();
+    let budgets = args
+        .budget
+        .predict(&model, &params, &texts_of, args.threads)?;
+    if let Some(b) = &budgets {
+        let mean = b.iter().sum::<usize>() as f64 / b.len().max(1) as f64;
+        println!(
+            "token scheduler: max_tokens per problem from {} (mean {mean:.0}, cap {})",
+            args.budget.describe(),
+            params.max_tokens
+        );
+    }
     let mut progress = Progress::new("eval", problems.len());
-    let requests = fmr_tools::data::group_requests(&model, &problems, &params)?;
-    let mut results: Vec<Option<fmr::Result<GroupResult>>> =
-        (0..problems.len()).map(|_| None).collect();
-    generator
-        .rollout_many(requests, in_flight, None, &mut |i, r| {
-            results[i] = Some(r);
-            progress.inc("");
-        })
-        .map_err(|e| e.to_string())?;
+    let mut requests = fmr_tools::data::group_requests(&model, &problems, &params)?;
+    if let Some(b) = &budgets {
+        for (request, budget) in requests.iter_mut().zip(b) {
+            request.params.max_tokens = *budget;
+        }
+    }
+    // Each problem is judged and written as it finishes (a long run killed early keeps what
+    // it has); the report below sorts them back into problem order.
     let mut records = Vec::with_capacity(problems.len());
+    let mut calibration: Vec<f64> = Vec::new();
     let mut tally = report::Tally::default();
-    for (index, p) in problems.iter().enumerate() {
-        let r = results[index]
-            .take()
-            .ok_or("a problem never finished")?
-            .map_err(|e| format!("problem {index}: {e}"))?;
+    let mut handle = |index: usize, r: fmr::Result<GroupResult>| -> Result<(), String> {
+        let p = &problems[index];
+        let r = r.map_err(|e| format!("problem {index}: {e}"))?;
         let judged = report::judge(&r, &p.gold, &verify_opts);
         let samples: Vec<SampleRecord> = r
             .samples
@@ -196,8 +239,19 @@ fn run() -> Result<(), String> {
                 key: s.answer.clone(),
                 answer: s.answer_display.clone(),
                 correct: *c == Some(true),
+                confidence: s.confidence,
+                token_confidence: s.token_confidence.clone(),
+                probes: s.probes.clone(),
+                probe_tokens: s.probe_tokens,
             })
             .collect();
+        for s in &r.samples {
+            if s.finish_reason.ended_naturally() {
+                if let Some(c) = s.confidence {
+                    calibration.push(c.lowest_window as f64);
+                }
+            }
+        }
         let voted_correct = judged.voted == Some(true);
         tally.add(&r, judged.voted);
         let voted_answer = r
@@ -224,6 +278,7 @@ fn run() -> Result<(), String> {
         }
         let rec = ProblemRecord {
             index,
+            problem: p.question.clone(),
             gold: p.gold.clone(),
             voted: r.voted_answer.clone(),
             voted_answer,
@@ -234,12 +289,37 @@ fn run() -> Result<(), String> {
             tokens_fixed_budget: r.tokens_fixed_budget,
             stopped_by_consensus: r.stopped_by_consensus,
             wall_seconds: r.wall_seconds,
+            probe_tokens: r.probe_tokens,
+            max_tokens: budgets.as_ref().map(|b| b[index]),
         };
         if let Some(f) = out.as_mut() {
             let line = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
             writeln!(f, "{line}").map_err(|e| e.to_string())?;
         }
         records.push(rec);
+        progress.inc("");
+        Ok(())
+    };
+    let mut failure: Option<String> = None;
+    generator
+        .rollout_many(requests, in_flight, None, &mut |i, r| {
+            if failure.is_none() {
+                failure = handle(i, r).err();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    records.sort_by_key(|r| r.index);
+    if let Some(path) = &args.calibration_out {
+        let c = fmr::generate::Calibration {
+            top_k: params.confidence.top_k,
+            window: params.confidence.window,
+            confidences: calibration,
+        };
+        let json = serde_json::to_string(&c).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{path}: {e}"))?;
     }
     report(&records, &params, args.baseline.as_deref())?;
     println!("{}", tally.summary_line());
@@ -277,6 +357,7 @@ fn report(
         .count() as f64
         / n_samples.max(1) as f64;
     let tokens: usize = records.iter().map(|r| r.tokens_generated).sum();
+    let probe_tokens: usize = records.iter().map(|r| r.probe_tokens).sum();
     let fixed: usize = records.iter().map(|r| r.tokens_fixed_budget).sum();
     let wall: f64 = records.iter().map(|r| r.wall_seconds).sum();
     let stopped = records.iter().filter(|r| r.stopped_by_consensus).count();
@@ -285,6 +366,12 @@ fn report(
     println!("maj@{}               {:.1}%", params.n_samples, 100.0 * maj);
     println!("pass@1              {:.1}%", 100.0 * pass1);
     println!("mean tokens/problem {:.1}", tokens as f64 / n);
+    if probe_tokens > 0 {
+        println!(
+            "probe tokens        {probe_tokens} ({:.1} per problem, apart from the above)",
+            probe_tokens as f64 / n
+        );
+    }
     println!(
         "tokens saved        {:.1}% vs a fixed budget (upper bound: cut samples counted at max_tokens)",
         100.0 * (1.0 - tokens as f64 / fixed.max(1) as f64)
