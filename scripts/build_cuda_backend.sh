@@ -60,7 +60,7 @@ echo "cuda: toolkit $cuda ($("$cuda/bin/nvcc" --version | tail -1))"
 
 # The llama.cpp sources llama-cpp-sys-2 vendors (the version Cargo.lock pins).
 src="${FMR_LLAMA_SRC:-}"
-[ -n "$src" ] || src=$(cd "$root" && cargo metadata --format-version 1 --locked 2>/dev/null | python3 -c '
+[ -n "$src" ] || src=$(cd "$root" && cargo metadata --format-version 1 --locked | python3 -c '
 import json, sys, os
 m = json.load(sys.stdin)
 p = next(p for p in m["packages"] if p["name"] == "llama-cpp-sys-2")

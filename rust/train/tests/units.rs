@@ -30,9 +30,9 @@ fn clear_errors_on_bad_input() {
     let e = GgufModel::open(&junk).unwrap_err();
     assert!(matches!(e, TrainError::CorruptGguf { .. }), "{e}");
 
-    let other = dir.join("gemma.gguf");
+    let other = dir.join("mamba.gguf");
     let mut b = GgufBuilder::new(1).unwrap();
-    b.set_str("general.architecture", "gemma3").unwrap();
+    b.set_str("general.architecture", "mamba").unwrap();
     b.add_tensor("token_embd.weight", GgmlType::F32, &[4, 4])
         .unwrap();
     b.write(&other, |_, _, out| {
@@ -41,7 +41,7 @@ fn clear_errors_on_bad_input() {
     })
     .unwrap();
     let e = GgufModel::open(&other).unwrap_err();
-    assert_eq!(e.to_string(), "unsupported architecture \"gemma3\"");
+    assert_eq!(e.to_string(), "unsupported architecture \"mamba\"");
 
     // Truncated model file: tensor data past the end.
     let good = dir.join("units-tiny.gguf");
