@@ -4,7 +4,8 @@
 # used through pkg-config and CMake), and the Go binding (vet, tests, a race-detector test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh smollm2
+# SmolLM2 for most tests; Gemma-3-270M for the gemma3 trainer parity tests.
+scripts/setup.sh smollm2 gemma3
 cargo fmt --all -- --check
 # The recipe's data generator (answers, arithmetic, disjointness, determinism) on a tiny GSM8K
 # fixture, in both SFT styles.
