@@ -134,6 +134,59 @@ impl CpuBackend<'_> {
         let v = self.model.hp.n_vocab;
         (self.row_chunk.max(1), self.vocab_chunk.clamp(1, v))
     }
+
+    /// The output projection's logits of the gathered rows `xs` (`[r, d]`), tile by tile: each
+    /// vocabulary chunk is dequantized once, then multiplied with every row chunk, and `f`
+    /// receives the tile. Never holds more than one chunk of weights and one tile of logits.
+    /// Returns the bytes of that weight and logits scratch.
+    fn logit_tiles(
+        &self,
+        xs: &[f32],
+        r: usize,
+        mut f: impl FnMut(LogitTile<'_>) -> Result<()>,
+    ) -> Result<(usize, usize)> {
+        let (d, v) = (self.model.hp.n_embd, self.model.hp.n_vocab);
+        let w = self.model.output_weight();
+        let (rc, vc) = self.chunks();
+        let mut wd = vec![0f32; vc * d];
+        let mut logits = vec![0f32; rc.min(r) * vc];
+        for v0 in (0..v).step_by(vc) {
+            let cv = vc.min(v - v0);
+            dequant_rows_par(w, v0, &mut wd[..cv * d])?;
+            for r0 in (0..r).step_by(rc) {
+                let cr = rc.min(r - r0);
+                let lg = &mut logits[..cr * cv];
+                gemm(
+                    1.0,
+                    Mat::new(&xs[r0 * d..(r0 + cr) * d], cr, d),
+                    Mat::new(&wd[..cv * d], cv, d).t(),
+                    0.0,
+                    MatMut::new(lg, cr, cv),
+                );
+                f(LogitTile {
+                    v0,
+                    cv,
+                    r0,
+                    cr,
+                    logits: lg,
+                    weight: &wd[..cv * d],
+                })?;
+            }
+        }
+        Ok((wd.capacity() * 4, logits.capacity() * 4))
+    }
+}
+
+/// One tile of [`CpuBackend::logit_tiles`]: scored rows `r0..r0 + cr` against vocabulary
+/// entries `v0..v0 + cv`; `logits` is row-major `[cr, cv]`, `weight` the chunk's dequantized
+/// rows `[cv, d]`.
+struct LogitTile<'a> {
+    v0: usize,
+    cv: usize,
+    r0: usize,
+    cr: usize,
+    logits: &'a mut [f32],
+    weight: &'a [f32],
 }
 
 /// Running log-sum-exp, target logit, argmax and (optionally) `Σ e^(x−max)·x` of one row
@@ -632,8 +685,7 @@ impl Backend for CpuBackend<'_> {
         mut argmax: Option<&mut [u32]>,
         mut entropy: Option<&mut [f32]>,
     ) -> Result<HeadScratch> {
-        let hp = &self.model.hp;
-        let (d, v, r) = (hp.n_embd, hp.n_vocab, batch.scored.len());
+        let r = batch.scored.len();
         if logp.len() != r || lse.len() != r {
             return Err(TrainError::shape(
                 "head outputs",
@@ -649,32 +701,16 @@ impl Backend for CpuBackend<'_> {
             ));
         }
         let want_ent = entropy.is_some();
-        let w = self.model.output_weight();
         let xs = self.gather_scored(batch, xf);
-        let (rc, vc) = self.chunks();
-        let mut wd = vec![0f32; vc * d];
-        let mut logits = vec![0f32; rc.min(r) * vc];
         let mut stats = vec![RowStats::EMPTY; r];
-        for v0 in (0..v).step_by(vc) {
-            let cv = vc.min(v - v0);
-            dequant_rows_par(w, v0, &mut wd[..cv * d])?;
-            for r0 in (0..r).step_by(rc) {
-                let cr = rc.min(r - r0);
-                let lg = &mut logits[..cr * cv];
-                gemm(
-                    1.0,
-                    Mat::new(&xs[r0 * d..(r0 + cr) * d], cr, d),
-                    Mat::new(&wd[..cv * d], cv, d).t(),
-                    0.0,
-                    MatMut::new(lg, cr, cv),
-                );
-                stats[r0..r0 + cr]
-                    .par_iter_mut()
-                    .zip(lg.par_chunks(cv))
-                    .zip(batch.scored[r0..r0 + cr].par_iter())
-                    .for_each(|((st, row), &(_, tgt))| st.update(row, v0, tgt, want_ent));
-            }
-        }
+        let (weight_bytes, logits_bytes) = self.logit_tiles(&xs, r, |t| {
+            stats[t.r0..t.r0 + t.cr]
+                .par_iter_mut()
+                .zip(t.logits.par_chunks(t.cv))
+                .zip(batch.scored[t.r0..t.r0 + t.cr].par_iter())
+                .for_each(|((st, row), &(_, tgt))| st.update(row, t.v0, tgt, want_ent));
+            Ok(())
+        })?;
         for (i, st) in stats.iter().enumerate() {
             let s = st.lse();
             lse[i] = s;
@@ -687,8 +723,8 @@ impl Backend for CpuBackend<'_> {
             }
         }
         Ok(HeadScratch {
-            weight: wd.capacity() * 4,
-            logits: (logits.capacity() + xs.capacity()) * 4,
+            weight: weight_bytes,
+            logits: logits_bytes + xs.capacity() * 4,
         })
     }
 
@@ -701,7 +737,7 @@ impl Backend for CpuBackend<'_> {
         dxf: &mut Vec<f32>,
     ) -> Result<()> {
         let hp = &self.model.hp;
-        let (d, v, r) = (hp.n_embd, hp.n_vocab, batch.scored.len());
+        let (d, r) = (hp.n_embd, batch.scored.len());
         if dlogp.len() != r || lse.len() != r {
             return Err(TrainError::shape(
                 "head gradient",
@@ -709,47 +745,33 @@ impl Backend for CpuBackend<'_> {
                 (dlogp.len(), lse.len()),
             ));
         }
-        let w = self.model.output_weight();
         let xs = self.gather_scored(batch, xf);
-        let (rc, vc) = self.chunks();
-        let mut wd = vec![0f32; vc * d];
-        let mut logits = vec![0f32; rc.min(r) * vc];
         let mut dxs = vec![0f32; r * d];
-        for v0 in (0..v).step_by(vc) {
-            let cv = vc.min(v - v0);
-            dequant_rows_par(w, v0, &mut wd[..cv * d])?;
-            for r0 in (0..r).step_by(rc) {
-                let cr = rc.min(r - r0);
-                let lg = &mut logits[..cr * cv];
-                gemm(
-                    1.0,
-                    Mat::new(&xs[r0 * d..(r0 + cr) * d], cr, d),
-                    Mat::new(&wd[..cv * d], cv, d).t(),
-                    0.0,
-                    MatMut::new(lg, cr, cv),
-                );
-                // ∂logp/∂logits = e_target − softmax, times dlogp.
-                lg.par_chunks_mut(cv)
-                    .zip(batch.scored[r0..r0 + cr].par_iter())
-                    .zip(dlogp[r0..r0 + cr].par_iter().zip(&lse[r0..r0 + cr]))
-                    .for_each(|((row, &(_, tgt)), (&g, &s))| {
-                        for x in row.iter_mut() {
-                            *x = -g * (*x - s).exp();
-                        }
-                        let t = tgt as usize;
-                        if (v0..v0 + cv).contains(&t) {
-                            row[t - v0] += g;
-                        }
-                    });
-                gemm(
-                    1.0,
-                    Mat::new(lg, cr, cv),
-                    Mat::new(&wd[..cv * d], cv, d),
-                    1.0,
-                    MatMut::new(&mut dxs[r0 * d..(r0 + cr) * d], cr, d),
-                );
-            }
-        }
+        self.logit_tiles(&xs, r, |t| {
+            let (v0, cv, r0, cr) = (t.v0, t.cv, t.r0, t.cr);
+            // ∂logp/∂logits = e_target − softmax, times dlogp.
+            t.logits
+                .par_chunks_mut(cv)
+                .zip(batch.scored[r0..r0 + cr].par_iter())
+                .zip(dlogp[r0..r0 + cr].par_iter().zip(&lse[r0..r0 + cr]))
+                .for_each(|((row, &(_, tgt)), (&g, &s))| {
+                    for x in row.iter_mut() {
+                        *x = -g * (*x - s).exp();
+                    }
+                    let t = tgt as usize;
+                    if (v0..v0 + cv).contains(&t) {
+                        row[t - v0] += g;
+                    }
+                });
+            gemm(
+                1.0,
+                Mat::new(t.logits, cr, cv),
+                Mat::new(t.weight, cv, d),
+                1.0,
+                MatMut::new(&mut dxs[r0 * d..(r0 + cr) * d], cr, d),
+            );
+            Ok(())
+        })?;
         for (src, &(row, _)) in dxs.chunks(d).zip(&batch.scored) {
             for (a, &b) in dxf[row * d..(row + 1) * d].iter_mut().zip(src) {
                 *a += b;
