@@ -631,6 +631,22 @@ typedef struct fmr_reward_scores {
    * The verifier's reason (`FMR_VERDICT_*`).
    */
   fmr_verdict_reason reason;
+  /**
+   * ShorterBetter term: −beta × |length − the group's shortest correct length| (the mean
+   * length when none is correct); unweighted. Appended after 0.2.0 (like
+   * `laser` and `overlong`): written when `struct_size` covers it.
+   */
+  double shorter_better;
+  /**
+   * Laser-D style bonus: 1 for a correct completion within its difficulty bucket's target
+   * length (the bucket is estimated on this call's completions), else 0; unweighted.
+   */
+  double laser;
+  /**
+   * DAPO's soft overlong punishment: 0 up to `max_len − cache`, then down to −1 at
+   * `max_len`, −1 beyond; unweighted.
+   */
+  double overlong;
 } fmr_reward_scores;
 
 /**
@@ -1558,7 +1574,9 @@ struct fmr_error *fmr_verify(const char *gold,
  * for the paper's values) holds `weights` {`format`, `cosine`, `length`, `accuracy`}, `cosine`
  * constants, `length_unit` (`chars`|`tokens`), `length_scope` (`group`|`batch`),
  * `gold_unparseable_counts_correct` (default false), `format_requires_think` (default true),
- * `length_only_correct` (default false) and `verify` options; unknown keys are errors. Writes
+ * `length_only_correct` (default false), `shorter_better` {`beta`}, `laser` (difficulty
+ * buckets), `overlong` {`max_len`, `cache`} and `verify` options; the weights also take
+ * `shorter_better`, `laser` and `overlong` (default 0). Unknown keys are errors. Writes
  * `n` entries to the caller's array `scores`. Both arrays step by their elements'
  * `struct_size` (set in every element). Pure and thread-safe.
  *

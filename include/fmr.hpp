@@ -419,6 +419,9 @@ struct RewardScores {
     bool correct = false;
     bool gold_unparseable_used = false;
     fmr_verdict_reason reason = 0;
+    /// Length terms beyond the paper (unweighted): ShorterBetter, the Laser-D style bonus, DAPO's
+    /// soft overlong punishment (see fmr_reward_scores).
+    double shorter_better = 0, laser = 0, overlong = 0;
 };
 
 /// Scores completions of one problem with the paper's rewards; `config_json` as documented for
@@ -439,7 +442,7 @@ inline std::vector<RewardScores> score_group(std::string_view gold, const std::v
     out.reserve(raw.size());
     for (const fmr_reward_scores &s : raw) {
         out.push_back(RewardScores{s.total, s.format, s.cosine, s.length, s.accuracy, s.correct, s.gold_unparseable_used,
-                                   s.reason});
+                                   s.reason, s.shorter_better, s.laser, s.overlong});
     }
     return out;
 }

@@ -338,6 +338,13 @@ func TestVerifyAndScoreGroup(t *testing.T) {
 	if !s[0].Correct || s[1].Correct || !near(s[0].Total, 1+cos1+0.5) || !near(s[1].Total, 1+cos2-0.5) {
 		t.Fatalf("%+v", s)
 	}
+	// The length terms beyond the paper (hand-computed in tests/c/verify_rewards.c).
+	s, err = ScoreGroup("7", []Completion{{Text: right, Tokens: 5}, {Text: wrong, Tokens: 7}},
+		`{"length_unit": "tokens", "shorter_better": {"beta": 0.1}, "overlong": {"max_len": 8, "cache": 4}}`)
+	if err != nil || !near(s[1].ShorterBetter, -0.2) || s[0].Laser != 1 || s[1].Laser != 0 ||
+		!near(s[0].Overlong, -0.25) || !near(s[1].Overlong, -0.75) {
+		t.Fatalf("length terms: %+v %v", s, err)
+	}
 	if empty, err := ScoreGroup("7", nil, ""); err != nil || len(empty) != 0 {
 		t.Fatalf("empty group: %v %v", empty, err)
 	}

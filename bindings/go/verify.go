@@ -84,6 +84,9 @@ type RewardScores struct {
 	Correct                                 bool
 	GoldUnparseableUsed                     bool // counted correct only because the gold could not be parsed
 	Reason                                  VerdictReason
+	// Length terms beyond the paper, unweighted: ShorterBetter, the Laser-D style bonus and
+	// DAPO's soft overlong punishment (weights and options in config; see fmr_reward_scores).
+	ShorterBetter, Laser, Overlong float64
 }
 
 // ScoreGroup scores completions of one problem with the paper's rewards (format, cosine,
@@ -122,6 +125,7 @@ func ScoreGroup(gold string, completions []Completion, config string) ([]RewardS
 			Total: float64(s.total), Format: float64(s.format), Cosine: float64(s.cosine),
 			Length: float64(s.length), Accuracy: float64(s.accuracy), Correct: bool(s.correct),
 			GoldUnparseableUsed: bool(s.gold_unparseable_used), Reason: VerdictReason(s.reason),
+			ShorterBetter: float64(s.shorter_better), Laser: float64(s.laser), Overlong: float64(s.overlong),
 		}
 	}
 	return scores, nil

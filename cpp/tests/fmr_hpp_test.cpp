@@ -131,6 +131,12 @@ static void verification() {
     CHECK(std::fabs(s[0].total - (1.0 + cos1 + 0.5)) < 1e-9 && std::fabs(s[1].total - (1.0 + cos2 - 0.5)) < 1e-9,
           "totals %f %f", s[0].total, s[1].total);
     CHECK(fmr::score_group("7", {}).empty(), "empty group");
+    // The length terms beyond the paper (tokens 5 right, 7 wrong; hand-computed in verify_rewards.c).
+    s = fmr::score_group("7", {{"\\boxed{7}</think>", 5}, {"no: \\boxed{8}</think>", 7}},
+                         R"({"length_unit": "tokens", "shorter_better": {"beta": 0.1}, "overlong": {"max_len": 8, "cache": 4}})");
+    CHECK(std::fabs(s[1].shorter_better + 0.2) < 1e-9 && s[0].laser == 1.0 && s[1].laser == 0.0 &&
+              std::fabs(s[0].overlong + 0.25) < 1e-9 && std::fabs(s[1].overlong + 0.75) < 1e-9,
+          "length terms %f %f %f", s[1].shorter_better, s[0].laser, s[1].overlong);
 }
 
 static void training(const char *model_path, const char *data, const std::string &out) {

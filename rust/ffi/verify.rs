@@ -174,7 +174,21 @@ pub struct fmr_reward_scores {
     pub gold_unparseable_used: bool,
     /// The verifier's reason (`FMR_VERDICT_*`).
     pub reason: fmr_verdict_reason,
+    /// ShorterBetter term: −beta × |length − the group's shortest correct length| (the mean
+    /// length when none is correct); unweighted. Appended after 0.2.0 (like
+    /// `laser` and `overlong`): written when `struct_size` covers it.
+    pub shorter_better: f64,
+    /// Laser-D style bonus: 1 for a correct completion within its difficulty bucket's target
+    /// length (the bucket is estimated on this call's completions), else 0; unweighted.
+    pub laser: f64,
+    /// DAPO's soft overlong punishment: 0 up to `max_len − cache`, then down to −1 at
+    /// `max_len`, −1 beyond; unweighted.
+    pub overlong: f64,
 }
+
+/// `sizeof(fmr_reward_scores)` before `shorter_better`, `laser` and `overlong` were appended:
+/// hosts built against that header still work (they get the fields they know).
+const REWARD_SCORES_V1_SIZE: usize = std::mem::offset_of!(fmr_reward_scores, shorter_better);
 
 // SAFETY: repr(C), struct_size first, plain data.
 unsafe impl Growable for fmr_completion {
@@ -186,7 +200,7 @@ unsafe impl Growable for fmr_completion {
 // SAFETY: repr(C), struct_size first, plain data.
 unsafe impl Growable for fmr_reward_scores {
     const NAME: &'static str = "fmr_reward_scores";
-    const MIN_SIZE: usize = std::mem::size_of::<fmr_reward_scores>();
+    const MIN_SIZE: usize = REWARD_SCORES_V1_SIZE;
     const INIT: &'static str = "set it to sizeof(fmr_reward_scores) in every element";
 }
 
@@ -194,7 +208,9 @@ unsafe impl Growable for fmr_reward_scores {
 /// for the paper's values) holds `weights` {`format`, `cosine`, `length`, `accuracy`}, `cosine`
 /// constants, `length_unit` (`chars`|`tokens`), `length_scope` (`group`|`batch`),
 /// `gold_unparseable_counts_correct` (default false), `format_requires_think` (default true),
-/// `length_only_correct` (default false) and `verify` options; unknown keys are errors. Writes
+/// `length_only_correct` (default false), `shorter_better` {`beta`}, `laser` (difficulty
+/// buckets), `overlong` {`max_len`, `cache`} and `verify` options; the weights also take
+/// `shorter_better`, `laser` and `overlong` (default 0). Unknown keys are errors. Writes
 /// `n` entries to the caller's array `scores`. Both arrays step by their elements'
 /// `struct_size` (set in every element). Pure and thread-safe.
 ///
@@ -275,6 +291,9 @@ pub unsafe extern "C" fn fmr_score_group(
                         correct: s.correct,
                         gold_unparseable_used: s.gold_unparseable_used,
                         reason: s.reason.code(),
+                        shorter_better: s.shorter_better,
+                        laser: s.laser,
+                        overlong: s.overlong,
                     },
                 )
             };

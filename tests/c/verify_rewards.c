@@ -3,6 +3,8 @@
 #include "fmr.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,6 +90,44 @@ int main(void) {
     CHECK(err == NULL, "score_group cfg: %s", fmr_error_message(err, NULL));
     fmr_error_free(err);
     CHECK(close_to(sc[0].total, 2.0) && close_to(sc[1].total, 0.0), "accuracy weights %f %f", sc[0].total, sc[1].total);
+    /* The length terms beyond the paper, by hand: tokens 5 (right) and 7 (wrong).
+     * ShorterBetter: target = the shortest correct length, 5: 0 and -0.1 * |7 - 5| = -0.2.
+     * Laser: one group half right (the medium bucket), target 5: 1 for the right one, 0.
+     * Overlong, max_len 8, cache 4 (ramp from 4): (4 - 5) / 4 = -0.25 and (4 - 7) / 4 = -0.75. */
+    const char *beyond = "{\"length_unit\": \"tokens\", \"weights\": {\"format\": 0, \"cosine\": 0, \"length\": 0, "
+                         "\"accuracy\": 0, \"shorter_better\": 1, \"laser\": 0.5, \"overlong\": 1}, "
+                         "\"shorter_better\": {\"beta\": 0.1}, \"overlong\": {\"max_len\": 8, \"cache\": 4}}";
+    err = fmr_score_group("7", 1, cs, 2, beyond, strlen(beyond), sc);
+    CHECK(err == NULL, "score_group beyond: %s", fmr_error_message(err, NULL));
+    fmr_error_free(err);
+    CHECK(close_to(sc[0].shorter_better, 0.0) && close_to(sc[1].shorter_better, -0.2), "shorter_better %f %f",
+          sc[0].shorter_better, sc[1].shorter_better);
+    CHECK(close_to(sc[0].laser, 1.0) && close_to(sc[1].laser, 0.0), "laser %f %f", sc[0].laser, sc[1].laser);
+    CHECK(close_to(sc[0].overlong, -0.25) && close_to(sc[1].overlong, -0.75), "overlong %f %f", sc[0].overlong,
+          sc[1].overlong);
+    CHECK(close_to(sc[0].total, 0.5 - 0.25) && close_to(sc[1].total, -0.2 - 0.75), "beyond totals %f %f", sc[0].total,
+          sc[1].total);
+
+    /* A host built before the length terms were appended: its elements (and stride) end at
+     * `reason`. It gets the fields it knows, and nothing is written past its array. */
+    enum { V1 = offsetof(fmr_reward_scores, shorter_better) };
+    _Alignas(8) unsigned char old[2 * V1 + 16];
+    memset(old, 0xab, sizeof old);
+    for (int i = 0; i < 2; i++) {
+        uint32_t size = V1;
+        memcpy(old + i * V1, &size, sizeof size);
+    }
+    err = fmr_score_group("7", 1, cs, 2, beyond, strlen(beyond), (fmr_reward_scores *)(void *)old);
+    CHECK(err == NULL, "score_group, older struct_size: %s", fmr_error_message(err, NULL));
+    fmr_error_free(err);
+    double old_total;
+    memcpy(&old_total, old + V1 + offsetof(fmr_reward_scores, total), sizeof old_total);
+    CHECK(close_to(old_total, -0.95), "older struct_size total %f", old_total);
+    int untouched = 1;
+    for (size_t i = 2 * V1; i < sizeof old; i++)
+        untouched &= old[i] == 0xab;
+    CHECK(untouched, "nothing written past an older host's array");
+
     err = fmr_score_group("7", 1, cs, 2, "{\"weight\": 1}", 13, sc);
     CHECK(err != NULL && fmr_error_code(err) == FMR_ERR_INVALID_CONFIG, "unknown config key");
     fmr_error_free(err);
