@@ -983,7 +983,8 @@ struct fmr_error *fmr_budget_save(const struct fmr_budget *budget,
 
 /**
  * Cross-validated Spearman ρ of the head's fit (out-of-fold predictions against the
- * problems' mean lengths); NaN when it could not be computed or `budget` is NULL.
+ * problems' mean lengths, within each fold, averaged over the folds); NaN when it could not
+ * be computed or `budget` is NULL.
  *
  * # Safety
  * `budget` is NULL or live.

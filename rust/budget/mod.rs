@@ -15,7 +15,7 @@ mod ridge;
 #[cfg(feature = "onnx")]
 pub use encoder::OnnxEncoder;
 pub use encoder::{Encoder, EncoderOptions, EncoderSpec, PromptEncoder};
-pub use ridge::spearman;
+pub use ridge::{fold_spearman, spearman};
 
 use crate::error::{Error, ErrorCode, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -49,7 +49,8 @@ pub struct BudgetMeta {
     /// Problems and completions it was fitted on.
     pub n_problems: usize,
     pub n_lengths: usize,
-    /// Spearman ρ of the out-of-fold predictions against the problems' mean lengths.
+    /// Spearman ρ of the out-of-fold predictions against the problems' mean lengths, within
+    /// each cross-validation fold, averaged over the folds ([`fold_spearman`]).
     pub cv_spearman: Option<f64>,
     /// Percentiles 0, 1, …, 100 of the out-of-fold residuals ln(length) − prediction of single
     /// completions.
@@ -106,7 +107,7 @@ impl BudgetModel {
             lambda: head.lambda,
             n_problems: examples.len(),
             n_lengths: residuals.len(),
-            cv_spearman: spearman(&oof, &y),
+            cv_spearman: fold_spearman(&oof, &y, FOLDS.clamp(2, examples.len())),
             residual_percentiles,
         };
         Ok(BudgetModel { head, meta })

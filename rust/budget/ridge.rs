@@ -210,6 +210,30 @@ pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
     (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
 }
 
+/// The mean of Spearman's ρ within each cross-validation fold (rows `i` with `i % folds == f`),
+/// between out-of-fold predictions and observations. Pooling the folds' predictions into one ρ
+/// is biased: a head that predicts little more than its training folds' mean gives each fold a
+/// constant offset, and the offsets alone rank the folds against each other (anti-correlated
+/// with their observed means). Folds with fewer than 3 rows or an undefined ρ are skipped;
+/// `None` when none is left.
+pub fn fold_spearman(pred: &[f64], obs: &[f64], folds: usize) -> Option<f64> {
+    if pred.len() != obs.len() || folds == 0 {
+        return None;
+    }
+    let per_fold: Vec<f64> = (0..folds)
+        .filter_map(|f| {
+            let rows: Vec<usize> = (0..pred.len()).filter(|i| i % folds == f).collect();
+            if rows.len() < 3 {
+                return None;
+            }
+            let p: Vec<f64> = rows.iter().map(|&i| pred[i]).collect();
+            let o: Vec<f64> = rows.iter().map(|&i| obs[i]).collect();
+            spearman(&p, &o)
+        })
+        .collect();
+    (!per_fold.is_empty()).then(|| per_fold.iter().sum::<f64>() / per_fold.len() as f64)
+}
+
 fn ranks(xs: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..xs.len()).collect();
     idx.sort_by(|&i, &j| xs[i].total_cmp(&xs[j]));
@@ -232,6 +256,22 @@ fn ranks(xs: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_spearman_is_not_fooled_by_fold_offsets() {
+        // Within each fold the predictions rank the observations perfectly, but the fold whose
+        // observations are low got the high predictions (its training fold's mean was high).
+        let (mut pred, mut obs) = (Vec::new(), Vec::new());
+        for k in 0..4 {
+            pred.extend([0.1 * (k + 1) as f64, 5.0 + 0.1 * (k + 1) as f64]);
+            obs.extend([10.0 + k as f64, k as f64]);
+        }
+        assert!(spearman(&pred, &obs).unwrap() < 0.0);
+        assert!((fold_spearman(&pred, &obs, 2).unwrap() - 1.0).abs() < 1e-12);
+        // Folds of fewer than 3 rows say nothing.
+        assert_eq!(fold_spearman(&pred[..4], &obs[..4], 2), None);
+        assert_eq!(fold_spearman(&pred, &obs[..3], 2), None);
+    }
 
     fn data(n: usize, d: usize) -> (Vec<Vec<f32>>, Vec<f64>) {
         // y = 2 x0 − x1 + 3 + small deterministic noise

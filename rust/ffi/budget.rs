@@ -122,7 +122,8 @@ pub unsafe extern "C" fn fmr_budget_save(
 }
 
 /// Cross-validated Spearman ρ of the head's fit (out-of-fold predictions against the
-/// problems' mean lengths); NaN when it could not be computed or `budget` is NULL.
+/// problems' mean lengths, within each fold, averaged over the folds); NaN when it could not
+/// be computed or `budget` is NULL.
 ///
 /// # Safety
 /// `budget` is NULL or live.
