@@ -195,10 +195,10 @@ def run_parallel(samples, stop_rule=None, gate=None, probe=None, weight="none", 
     return tokens, probes_taken, final_vote(ballots, weight, top_percent)
 
 
-def run_esc(samples, probe=None):
+def run_esc(samples, probe=None, window=ESC_WINDOW):
     n, tokens, ballots, probes_taken = len(samples), 0, [], 0
-    for w0 in range(0, n, ESC_WINDOW):
-        win = samples[w0:w0 + ESC_WINDOW]
+    for w0 in range(0, n, window):
+        win = samples[w0:w0 + window]
         t, p, _ = run_parallel(win, probe=probe)
         tokens += t
         probes_taken += p
@@ -207,7 +207,7 @@ def run_esc(samples, probe=None):
             k = probe_answer(win[s], probe) if probe else win[s]["key"]
             keys.append(k)
             ballots.append((k, [], True))
-        if w0 + ESC_WINDOW < n and keys[0] is not None and all(k == keys[0] for k in keys):
+        if w0 + window < n and keys[0] is not None and all(k == keys[0] for k in keys):
             break
     return tokens, probes_taken, final_vote(ballots)
 
@@ -304,6 +304,8 @@ def main():
         ("answer probes, every 32, 2 agree", lambda r: run_parallel(r["samples"], probe=(32, 2))),
         ("answer probes, every 64, 3 agree", lambda r: run_parallel(r["samples"], probe=(64, 3))),
         ("ESC windows of 4 (default)", lambda r: run_esc(r["samples"])),
+        ("ESC windows of 2", lambda r: run_esc(r["samples"], window=2)),
+        ("ESC windows of 8", lambda r: run_esc(r["samples"], window=8)),
         ("ESC windows of 4 + probes", lambda r: run_esc(r["samples"], probe=(32, 3))),
         ("probes + lossless consensus", lambda r: run_parallel(r["samples"], lossless, probe=(32, 3))),
         ("probes + weighted consensus", lambda r: run_parallel(r["samples"], weighted, probe=(32, 3))),
