@@ -4,8 +4,9 @@
 # used through pkg-config and CMake), and the Go binding (vet, tests, a race-detector test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# SmolLM2 for most tests; Gemma-3-270M for the gemma3 trainer parity tests.
-scripts/setup.sh smollm2 gemma3
+# SmolLM2 for most tests; Gemma-3-270M for the gemma3 trainer parity tests; the MiniLM ONNX
+# encoder and ONNX Runtime for the token scheduler's encoder tests (tests/onnx_encoder.rs).
+scripts/setup.sh smollm2 gemma3 encoder
 cargo fmt --all -- --check
 # The recipe's data generator (answers, arithmetic, disjointness, determinism) on a tiny GSM8K
 # fixture, in both SFT styles.
