@@ -12,7 +12,7 @@ use super::params::{RolloutParams, ThresholdSource, VoteWeight};
 use super::plan::RolloutPlan;
 use super::result::{FinishReason, GroupResult, ProbeRecord, SampleResult};
 use super::rollout::{RolloutHooks, TokenEvent};
-use super::sampling::{token_confidence, Sampler};
+use super::sampling::{argmax, token_confidence, Sampler};
 use super::stop::{boxed_closed, contains_new_stop};
 use super::vote::{consensus_reached, VoteTally};
 use crate::answer::extract_answer;
@@ -885,14 +885,4 @@ fn weight_of(weight: VoteWeight, c: Option<&SampleConfidence>) -> f64 {
         VoteWeight::LowestWindow => pick(|c| c.lowest_window),
         VoteWeight::Tail => pick(|c| c.tail),
     }
-}
-
-fn argmax(xs: &[f32]) -> Token {
-    let mut best = 0usize;
-    for (i, &x) in xs.iter().enumerate() {
-        if x > xs[best] {
-            best = i;
-        }
-    }
-    best as Token
 }

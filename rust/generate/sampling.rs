@@ -340,7 +340,9 @@ fn max_and_finite(xs: &[f32]) -> (f32, bool) {
     (max, zero.iter().sum::<f32>() + tail_zero == 0.0)
 }
 
-fn argmax(xs: &[f32]) -> Token {
+/// The index of the largest logit (the first one on a tie): greedy decoding, and the answer
+/// probes' greedy tokens.
+pub(super) fn argmax(xs: &[f32]) -> Token {
     let mut best = 0usize;
     for (i, &x) in xs.iter().enumerate() {
         if x > xs[best] {
